@@ -1,0 +1,29 @@
+"""Photo decoding shared by ingestion, training, the gateway and bulk scoring.
+
+One module decides how bytes become the uint8 RGB array the model sees, so a photo
+is prepared the same way when it is cached for training and when it is served.
+"""
+
+from imaging.decode import (
+    SUPPORTED_FORMATS,
+    DecodedImage,
+    DecodeLimits,
+    ImageError,
+    decode_image,
+    load_for_model,
+    resize_for_model,
+    sniff_format,
+    to_rgb,
+)
+
+__all__ = [
+    "SUPPORTED_FORMATS",
+    "DecodeLimits",
+    "DecodedImage",
+    "ImageError",
+    "decode_image",
+    "load_for_model",
+    "resize_for_model",
+    "sniff_format",
+    "to_rgb",
+]

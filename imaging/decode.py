@@ -1,0 +1,161 @@
+"""Bytes → RGB → model-sized uint8 array, with the safety checks a public upload needs.
+
+The order matters: the format is sniffed from the signature (never the file name),
+byte and pixel caps are enforced before any pixel data is decoded, and decoding is
+complete (``load()``), so truncated files fail here rather than mid-epoch or mid-request.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageFile, ImageOps
+
+# Truncated files must raise, not silently decode as grey.
+ImageFile.LOAD_TRUNCATED_IMAGES = False
+
+# Signature → Pillow format name. Order is irrelevant: signatures do not overlap.
+_SIGNATURES: tuple[tuple[bytes, int, str], ...] = (
+    (b"\xff\xd8\xff", 0, "JPEG"),
+    (b"\x89PNG\r\n\x1a\n", 0, "PNG"),
+    (b"GIF87a", 0, "GIF"),
+    (b"GIF89a", 0, "GIF"),
+    (b"BM", 0, "BMP"),
+    (b"WEBP", 8, "WEBP"),  # RIFF container, checked together with b"RIFF" below
+)
+SUPPORTED_FORMATS: frozenset[str] = frozenset(name for _, _, name in _SIGNATURES)
+
+# White is what a transparent pet photo looks like on a web page.
+_BACKGROUND = (255, 255, 255)
+
+
+class ImageError(ValueError):
+    """A file that cannot become a model input; ``kind`` is a stable machine-readable reason."""
+
+    def __init__(self, kind: str, detail: str) -> None:
+        super().__init__(detail)
+        self.kind = kind
+        self.detail = detail
+
+
+@dataclass(frozen=True, kw_only=True)
+class DecodeLimits:
+    """Caps enforced before decoding; defaults suit public uploads of phone photos."""
+
+    max_bytes: int = 10 * 1024 * 1024
+    max_pixels: int = 50_000_000  # a 50 MP phone photo is the largest honest upload
+    min_side: int = 1
+
+
+@dataclass(frozen=True)
+class DecodedImage:
+    image: Image.Image  # RGB, EXIF orientation applied, fully loaded
+    format: str  # what the bytes are, whatever the file was called
+    original_size: tuple[int, int]  # (width, height) as stored, before draft scaling
+    original_mode: str
+
+
+def sniff_format(data: bytes) -> str | None:
+    """The Pillow format name from the file signature, or None if it is not a supported image."""
+    for signature, offset, name in _SIGNATURES:
+        if data[offset : offset + len(signature)] == signature:
+            if name == "WEBP" and data[:4] != b"RIFF":
+                continue
+            return name
+    return None
+
+
+def decode_image(
+    data: bytes,
+    *,
+    limits: DecodeLimits | None = None,
+    draft_size: int | None = None,
+) -> DecodedImage:
+    """Decode ``data`` fully into an RGB image.
+
+    ``draft_size`` lets JPEGs decode at a reduced DCT scale that is still at least
+    ``draft_size`` pixels on each side, which is several times faster for large photos.
+    """
+    limits = limits or DecodeLimits()
+    if not data:
+        raise ImageError("empty", "the file is empty")
+    if len(data) > limits.max_bytes:
+        raise ImageError("too_large", f"{len(data)} bytes exceeds the limit of {limits.max_bytes} bytes")
+    fmt = sniff_format(data)
+    if fmt is None:
+        raise ImageError(
+            "unsupported_format",
+            f"not a supported image (expected one of {', '.join(sorted(SUPPORTED_FORMATS))})",
+        )
+    try:
+        with warnings.catch_warnings():
+            # Our own pixel cap below is the check; Pillow's warning would only be noise.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data), formats=[fmt])
+    except Image.DecompressionBombError as exc:
+        raise ImageError("too_many_pixels", "image dimensions exceed the pixel limit") from exc
+    except Exception as exc:  # Pillow raises many types for malformed headers
+        raise ImageError("corrupt", f"cannot read {fmt} header") from exc
+
+    width, height = img.size
+    if width * height > limits.max_pixels:
+        raise ImageError(
+            "too_many_pixels", f"{width}x{height} exceeds the limit of {limits.max_pixels} pixels"
+        )
+    if min(width, height) < limits.min_side:
+        raise ImageError("too_small", f"{width}x{height} is below the minimum side of {limits.min_side}px")
+
+    original_mode = img.mode
+    if draft_size is not None and fmt == "JPEG":
+        img.draft("RGB", (draft_size, draft_size))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img.load()
+    except Exception as exc:
+        raise ImageError("corrupt", f"{fmt} data is truncated or corrupt") from exc
+    # A malformed EXIF block must not reject an otherwise good photo.
+    with contextlib.suppress(Exception):
+        img = ImageOps.exif_transpose(img)
+    return DecodedImage(to_rgb(img), fmt, (width, height), original_mode)
+
+
+def to_rgb(img: Image.Image) -> Image.Image:
+    """Any Pillow mode → 8-bit RGB; transparency is composited over white."""
+    if img.mode == "RGB":
+        return img
+    if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        # Pillow's own I→L conversion clips at 255 instead of rescaling 16-bit data.
+        arr = np.asarray(img, dtype=np.float64)
+        scale = 257.0 if arr.max(initial=0) > 255 else 1.0
+        grey = np.clip(np.round(arr / scale), 0, 255).astype(np.uint8)
+        return Image.fromarray(grey, "L").convert("RGB")
+    has_alpha = img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (
+        img.mode == "P" and "transparency" in img.info
+    )
+    if has_alpha:
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (*_BACKGROUND, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return img.convert("RGB")
+
+
+def resize_for_model(img: Image.Image, size: int) -> np.ndarray:
+    """The model's view of a photo: squashed to ``size``×``size`` with antialiased bilinear.
+
+    Squash (not crop) keeps the whole animal in frame whatever the aspect ratio.
+    """
+    if img.mode != "RGB":
+        img = to_rgb(img)
+    resized = img.resize((size, size), Image.Resampling.BILINEAR)
+    return np.asarray(resized, dtype=np.uint8)
+
+
+def load_for_model(data: bytes, size: int, *, limits: DecodeLimits | None = None) -> np.ndarray:
+    """Bytes → uint8 [size, size, 3]. The one path used by preprocessing, serving and scoring."""
+    decoded = decode_image(data, limits=limits, draft_size=size)
+    return resize_for_model(decoded.image, size)

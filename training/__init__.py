@@ -1,0 +1,1 @@
+"""Data ingestion, training, evaluation and model registration for cats-dogs-classifier."""
