@@ -95,7 +95,7 @@ def decode_image(
         with warnings.catch_warnings():
             # Our own pixel cap below is the check; Pillow's warning would only be noise.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data), formats=[fmt])
+            img: Image.Image = Image.open(io.BytesIO(data), formats=[fmt])
     except Image.DecompressionBombError as exc:
         raise ImageError("too_many_pixels", "image dimensions exceed the pixel limit") from exc
     except Exception as exc:  # Pillow raises many types for malformed headers

@@ -1,0 +1,1 @@
+"""Bulk scoring of photo catalogues through Triton gRPC (``python -m scoring``)."""
