@@ -1,0 +1,1 @@
+"""Load generators and the benchmark suite behind BENCHMARKS.md."""
