@@ -1,0 +1,146 @@
+import json
+import multiprocessing
+import time
+from pathlib import Path
+
+import pytest
+
+from tracking import PerformanceTracker, get_tracker
+from tracking.stats import classification_report
+from tracking.store import ConflictingLabelError, UnknownPredictionError
+from tracking.tracker import parse_window
+
+
+@pytest.fixture
+def tracker(tmp_path: Path) -> PerformanceTracker:
+    return PerformanceTracker(tmp_path / "p.db")
+
+
+def test_stats_match_hand_computed_values(tracker: PerformanceTracker) -> None:
+    # (predicted, true, confidence, latency)
+    rows = [
+        ("cat", "cat", 0.90, 10.0),
+        ("cat", "dog", 0.60, 20.0),
+        ("dog", "dog", 0.95, 30.0),
+        ("dog", "cat", 0.55, 40.0),
+        ("dog", "dog", 0.80, 50.0),
+        ("cat", None, 0.70, 60.0),
+    ]
+    for pred, true, conf, lat in rows:
+        tracker.log_prediction(pred, conf, lat, ground_truth=true)
+    stats = tracker.get_current_stats()
+    # labelled: 5; correct: 3 → accuracy 0.6
+    quality = stats["quality"]
+    assert quality["samples"] == 5
+    assert quality["accuracy"] == pytest.approx(0.6)
+    # cat: tp=1 fp=1 (pred cat, true dog) fn=1 (pred dog, true cat) → P=R=F1=0.5
+    assert quality["per_class"]["cat"] == pytest.approx(
+        {"precision": 0.5, "recall": 0.5, "f1": 0.5, "support": 2}
+    )
+    # dog: tp=2 fp=1 fn=1 → P=R=F1=2/3
+    dog = quality["per_class"]["dog"]
+    assert (dog["precision"], dog["recall"], dog["f1"]) == pytest.approx((2 / 3, 2 / 3, 2 / 3))
+    assert quality["macro"]["f1"] == pytest.approx((0.5 + 2 / 3) / 2)
+    assert stats["counts"] == {"predictions": 6, "labelled": 5, "by_class": {"cat": 3, "dog": 3}}
+    assert stats["class_ratio"] == {"cat": 0.5, "dog": 0.5}
+    assert stats["latency_ms"]["mean"] == pytest.approx(35.0)
+    assert stats["latency_ms"]["p50"] == pytest.approx(35.0)
+    assert stats["confidence"]["mean"] == pytest.approx(sum(r[2] for r in rows) / 6)
+    assert sum(stats["confidence"]["histogram"].values()) == 6
+    assert stats["confidence"]["histogram"]["0.90-0.95"] == 1
+
+
+def test_empty_log_gives_nulls_not_errors(tracker: PerformanceTracker) -> None:
+    stats = tracker.get_current_stats("1h")
+    assert stats["counts"]["predictions"] == 0
+    assert stats["quality"]["accuracy"] is None
+    assert stats["latency_ms"]["p99"] is None
+
+
+def test_window_excludes_older_predictions(tracker: PerformanceTracker) -> None:
+    from tracking.store import PredictionRecord
+
+    tracker.store.insert(
+        PredictionRecord(id="old", predicted_class="cat", confidence=0.9, latency_ms=1, ts=0.0)
+    )
+    tracker.log_prediction("dog", 0.8, 2.0)
+    assert tracker.get_current_stats("1h")["counts"]["predictions"] == 1
+    assert tracker.get_current_stats()["counts"]["predictions"] == 2
+
+
+@pytest.mark.parametrize("text", ["1x", "", "h", "0m", "-1h"])
+def test_bad_windows_are_refused(text: str) -> None:
+    with pytest.raises(ValueError, match="window"):
+        parse_window(text)
+
+
+def test_feedback_unknown_conflict_and_idempotent(tracker: PerformanceTracker) -> None:
+    rid = tracker.log_prediction("cat", 0.9, 5.0, request_id="r1")
+    with pytest.raises(UnknownPredictionError):
+        tracker.add_feedback("nope", "cat")
+    with pytest.raises(ValueError, match="unknown label"):
+        tracker.add_feedback(rid, "horse")
+    assert tracker.add_feedback(rid, "dog") is True
+    assert tracker.add_feedback(rid, "dog") is False
+    with pytest.raises(ConflictingLabelError):
+        tracker.add_feedback(rid, "cat")
+    assert tracker.store.get(rid)["true_label"] == "dog"
+
+
+def test_snapshot_is_written_atomically_as_json(tracker: PerformanceTracker, tmp_path: Path) -> None:
+    tracker.log_prediction("cat", 0.9, 5.0, ground_truth="cat")
+    out = tracker.write_snapshot(tmp_path / "snap" / "stats.json")
+    assert json.loads(out.read_text())["quality"]["accuracy"] == 1.0
+    assert [p.name for p in out.parent.iterdir()] == ["stats.json"]
+
+
+def test_retention_by_rows_and_age(tracker: PerformanceTracker) -> None:
+    from tracking.store import PredictionRecord
+
+    now = time.time()
+    for i in range(50):
+        tracker.store.insert(
+            PredictionRecord(
+                id=f"r{i}", predicted_class="cat", confidence=0.9, latency_ms=1, ts=now - 1000 + i
+            )
+        )
+    assert tracker.store.apply_retention(max_age_s=None, max_rows=20) == 30
+    assert tracker.store.count() == 20
+    assert tracker.store.get("r49") is not None and tracker.store.get("r29") is None
+    assert tracker.store.apply_retention(max_age_s=1000 - 40 + 0.5, max_rows=None) == 10
+    assert tracker.store.count() == 10
+
+
+def _writer(db: str, worker: int, n: int) -> None:
+    tracker = PerformanceTracker(Path(db))
+    for i in range(n):
+        rid = tracker.log_prediction("cat" if i % 2 else "dog", 0.8, 1.0, request_id=f"w{worker}-{i}")
+        tracker.add_feedback(rid, "cat")
+
+
+def test_several_processes_write_without_losing_rows(tmp_path: Path) -> None:
+    db = tmp_path / "shared.db"
+    PerformanceTracker(db).close()
+    ctx = multiprocessing.get_context("fork")
+    procs = [ctx.Process(target=_writer, args=(str(db), w, 40)) for w in range(4)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+        assert p.exitcode == 0
+    stats = PerformanceTracker(db).get_current_stats()
+    assert stats["counts"]["predictions"] == 160
+    assert stats["counts"]["labelled"] == 160
+    assert stats["quality"]["accuracy"] == pytest.approx(0.5)
+
+
+def test_get_tracker_returns_one_tracker_per_database(tmp_path: Path) -> None:
+    a = get_tracker(tmp_path / "a.db")
+    assert get_tracker(tmp_path / "a.db") is a
+    assert get_tracker(tmp_path / "b.db") is not a
+
+
+def test_classification_report_handles_missing_class() -> None:
+    report = classification_report(["cat", "cat"], ["cat", "cat"], ["cat", "dog"])
+    assert report["accuracy"] == 1.0
+    assert report["per_class"]["dog"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0}

@@ -1,0 +1,68 @@
+"""Quality and traffic statistics over a window of the prediction log."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+CONFIDENCE_EDGES: tuple[float, ...] = tuple(round(0.5 + 0.05 * i, 2) for i in range(11))  # 0.50 … 1.00
+
+
+def classification_report(
+    true: Sequence[str], predicted: Sequence[str], class_names: Sequence[str]
+) -> dict[str, Any]:
+    """Accuracy plus per-class and macro precision/recall/F1 (0 where a ratio is undefined)."""
+    n = len(true)
+    per_class: dict[str, dict[str, float]] = {}
+    for name in class_names:
+        tp = sum(1 for t, p in zip(true, predicted, strict=True) if t == name and p == name)
+        fp = sum(1 for t, p in zip(true, predicted, strict=True) if t != name and p == name)
+        fn = sum(1 for t, p in zip(true, predicted, strict=True) if t == name and p != name)
+        precision = tp / (tp + fp) if tp + fp else 0.0
+        recall = tp / (tp + fn) if tp + fn else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        per_class[name] = {"precision": precision, "recall": recall, "f1": f1, "support": tp + fn}
+    macro = {
+        metric: float(np.mean([per_class[c][metric] for c in class_names])) if class_names else 0.0
+        for metric in ("precision", "recall", "f1")
+    }
+    correct = sum(1 for t, p in zip(true, predicted, strict=True) if t == p)
+    return {"samples": n, "accuracy": correct / n if n else None, "per_class": per_class, "macro": macro}
+
+
+def compute_stats(rows: Sequence[Mapping[str, Any]], class_names: Sequence[str]) -> dict[str, Any]:
+    predicted = [str(r["predicted_class"]) for r in rows]
+    labelled = [r for r in rows if r["true_label"] is not None]
+    latencies = np.array([float(r["latency_ms"]) for r in rows]) if rows else np.array([])
+    confidences = np.array([float(r["confidence"]) for r in rows]) if rows else np.array([])
+    total = len(rows)
+    class_counts = {name: predicted.count(name) for name in class_names}
+    histogram, _ = np.histogram(confidences, bins=CONFIDENCE_EDGES) if total else (np.zeros(10), None)
+
+    def pct(q: float) -> float | None:
+        return float(np.percentile(latencies, q)) if total else None
+
+    return {
+        "counts": {"predictions": total, "labelled": len(labelled), "by_class": class_counts},
+        "class_ratio": {name: (count / total if total else None) for name, count in class_counts.items()},
+        "latency_ms": {
+            "mean": float(latencies.mean()) if total else None,
+            "p50": pct(50),
+            "p95": pct(95),
+            "p99": pct(99),
+        },
+        "confidence": {
+            "mean": float(confidences.mean()) if total else None,
+            "histogram": {
+                f"{lo:.2f}-{hi:.2f}": int(c)
+                for lo, hi, c in zip(CONFIDENCE_EDGES, CONFIDENCE_EDGES[1:], histogram, strict=False)
+            },
+        },
+        "quality": classification_report(
+            [str(r["true_label"]) for r in labelled],
+            [str(r["predicted_class"]) for r in labelled],
+            class_names,
+        ),
+    }

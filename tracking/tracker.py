@@ -1,0 +1,122 @@
+"""``PerformanceTracker``: the original design's API (section 5.3) over the durable SQLite log.
+
+tracker = get_tracker()
+tracker.log_prediction(prediction="cat", confidence=0.95, latency_ms=45.2, ground_truth="cat")
+stats = tracker.get_current_stats()
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+import time
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from tracking.stats import compute_stats
+from tracking.store import PredictionRecord, PredictionStore
+
+DEFAULT_DB = Path("run/predictions.db")
+_WINDOW = re.compile(r"^(\d+)\s*([smhdw])$")
+_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_window(text: str | None) -> float | None:
+    """``"1h"``, ``"30m"``, ``"7d"`` → seconds; None or ``"all"`` → no window."""
+    if text is None or text == "all":
+        return None
+    match = _WINDOW.match(text.strip())
+    if not match or int(match.group(1)) == 0:
+        raise ValueError(f"window must look like 30s, 15m, 1h, 7d or 'all', got {text!r}")
+    return int(match.group(1)) * _UNIT_S[match.group(2)]
+
+
+class PerformanceTracker:
+    def __init__(self, db_path: Path = DEFAULT_DB, class_names: Sequence[str] = ("cat", "dog")) -> None:
+        self.store = PredictionStore(db_path)
+        self.class_names = tuple(class_names)
+
+    def log_prediction(
+        self,
+        prediction: str,
+        confidence: float,
+        latency_ms: float,
+        ground_truth: str | None = None,
+        *,
+        request_id: str | None = None,
+        model_version: str | None = None,
+        image_sha256: str | None = None,
+        image_bytes: int | None = None,
+        image_width: int | None = None,
+        image_height: int | None = None,
+        brightness: float | None = None,
+    ) -> str:
+        """Store one prediction durably and return its id (the gateway passes its request_id)."""
+        record_id = request_id or uuid.uuid4().hex
+        self.store.insert(
+            PredictionRecord(
+                id=record_id,
+                predicted_class=prediction,
+                confidence=confidence,
+                latency_ms=latency_ms,
+                model_version=model_version,
+                image_sha256=image_sha256,
+                image_bytes=image_bytes,
+                image_width=image_width,
+                image_height=image_height,
+                brightness=brightness,
+                true_label=ground_truth,
+            )
+        )
+        return record_id
+
+    def add_feedback(self, request_id: str, true_label: str) -> bool:
+        if true_label not in self.class_names:
+            raise ValueError(f"unknown label {true_label!r}; expected one of {list(self.class_names)}")
+        return self.store.add_feedback(request_id, true_label)
+
+    def get_current_stats(self, window: str | None = None) -> dict[str, Any]:
+        window_s = parse_window(window)
+        since = time.time() - window_s if window_s is not None else None
+        stats = compute_stats(self.store.rows_since(since), self.class_names)
+        stats["window"] = window or "all"
+        stats["generated_at"] = time.time()
+        return stats
+
+    def write_snapshot(self, path: Path, window: str | None = None) -> Path:
+        """The original JSON persistence, written atomically: readers never see half a file."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w") as fh:
+                json.dump(self.get_current_stats(window), fh, indent=2)
+                fh.flush()
+                os.fsync(fh.fileno())
+            Path(tmp).replace(path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return path
+
+    def close(self) -> None:
+        self.store.close()
+
+
+_trackers: dict[Path, PerformanceTracker] = {}
+
+
+def get_tracker(
+    db_path: Path | str | None = None, class_names: Sequence[str] | None = None
+) -> PerformanceTracker:
+    """One tracker per database file in this process (``TRACKING_DB`` env or run/predictions.db)."""
+    path = Path(db_path or os.environ.get("TRACKING_DB") or DEFAULT_DB).resolve()
+    tracker = _trackers.get(path)
+    if tracker is None:
+        tracker = _trackers[path] = PerformanceTracker(path, class_names or ("cat", "dog"))
+    elif class_names is not None:
+        tracker.class_names = tuple(class_names)
+    return tracker
