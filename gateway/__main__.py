@@ -1,0 +1,48 @@
+"""``python -m gateway``: serve the gateway with uvicorn; settings come from the environment."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import uvicorn
+from pydantic import ValidationError
+
+from gateway.app import create_app
+from gateway.logging_setup import configure_logging
+from gateway.settings import Settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m gateway",
+        description="Run the gateway. Configure it with environment variables "
+        "(TRITON_URL, TRITON_PROTOCOL, MODEL_NAME, HOST, PORT, LOG_LEVEL, MAX_UPLOAD_BYTES, ...); "
+        "the flags below override HOST and PORT.",
+    )
+    parser.add_argument("--host", help="address to bind (default: HOST or 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="port to listen on (default: PORT or 8000)")
+    args = parser.parse_args(argv)
+    overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc'])).upper() or 'settings'}: {e['msg']}" for e in exc.errors()
+        )
+        print(f"error: invalid gateway settings: {problems}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level.lower(),
+        access_log=False,  # prediction_completed already records each request, in JSON
+        timeout_graceful_shutdown=5,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,32 @@
+"""Typed access to the per-app singletons created in the lifespan (FastAPI ``Depends``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from gateway.decoding import Decoder
+from gateway.metrics import Metrics
+from gateway.model_state import ModelState
+from gateway.settings import Settings
+from gateway.triton_backend import TritonBackend
+
+
+@dataclass
+class Services:
+    settings: Settings
+    metrics: Metrics
+    backend: TritonBackend
+    model: ModelState
+    decoder: Decoder
+    in_flight: int = 0
+
+
+def get_services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]

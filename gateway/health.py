@@ -1,0 +1,91 @@
+"""Liveness, readiness and a detailed health view; GET / (API description or the upload page)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from gateway.dependencies import ServicesDep
+from gateway.upload_page import UPLOAD_PAGE
+
+router = APIRouter()
+
+
+@router.get("/health/live", tags=["health"], summary="The process is up")
+async def live(services: ServicesDep) -> dict[str, str]:
+    services.metrics.health_checks.inc()
+    return {"status": "alive"}
+
+
+@router.get("/health/ready", tags=["health"], summary="Triton up, model loaded and warm")
+async def ready(services: ServicesDep) -> Response:
+    services.metrics.health_checks.inc()
+    state = await services.model.check()
+    if state.ready and services.model.ready and services.model.info is not None:
+        info = services.model.info
+        return JSONResponse({"status": "ready", "model_name": info.name, "model_version": info.version})
+    return JSONResponse(
+        {"error": "not_ready", "detail": state.reason},
+        status_code=503,
+        headers={"Retry-After": str(services.settings.retry_after_s)},
+    )
+
+
+@router.get("/health", tags=["health"], summary="Detail: model name/version and Triton state")
+async def health(services: ServicesDep) -> Response:
+    services.metrics.health_checks.inc()
+    state = await services.model.check()
+    info = services.model.info
+    body: dict[str, Any] = {
+        "status": "ok" if services.model.ready else "unavailable",
+        "ready": services.model.ready,
+        "model": info.as_dict() if info else None,
+        "triton": {
+            "url": services.settings.triton_url,
+            "protocol": services.settings.triton_protocol,
+            "live": state.triton_live,
+            "model_ready": state.model_ready,
+            "detail": state.reason,
+        },
+        "in_flight": services.in_flight,
+    }
+    return JSONResponse(body, status_code=200 if services.model.ready else 503)
+
+
+@router.get("/metrics", tags=["monitoring"], summary="Prometheus metrics")
+async def metrics(services: ServicesDep) -> Response:
+    return Response(generate_latest(services.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+@router.get("/", summary="API information; a browser gets the upload page", response_model=None)
+async def root(request: Request, services: ServicesDep) -> Response:
+    if "text/html" in request.headers.get("accept", ""):
+        return HTMLResponse(UPLOAD_PAGE)
+    info = services.model.info
+    return JSONResponse(
+        {
+            "name": "cats-dogs-classifier gateway",
+            "description": "Upload a photo, get cat or dog. Send Accept: text/html for the upload page.",
+            "model": {"name": info.name, "version": info.version, "class_names": list(info.class_names)}
+            if info
+            else None,
+            "ready": services.model.ready,
+            "endpoints": {
+                "POST /predict": "multipart field 'file' → label, confidence, probabilities",
+                "POST /predict/batch": "repeated multipart field 'files' (≤ max batch) → per-file results",
+                "GET /health/live": "process up",
+                "GET /health/ready": "Triton ready, model loaded and warm",
+                "GET /health": "model name/version and Triton state",
+                "GET /metrics": "Prometheus metrics",
+                "GET /docs": "OpenAPI UI",
+            },
+            "limits": {
+                "max_upload_bytes": services.settings.max_upload_bytes,
+                "max_pixels": services.settings.max_pixels,
+                "max_batch": info.max_batch_size if info else None,
+            },
+        }
+    )

@@ -1,0 +1,58 @@
+"""Refuse an oversized upload from its Content-Length, before the body is read or spooled to disk.
+
+A pure ASGI middleware (not BaseHTTPMiddleware), so it does not wrap ``receive`` and the
+predict handlers can still notice a client that disconnects.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+# Multipart boundaries and headers around the file bytes.
+_MULTIPART_OVERHEAD = 64 * 1024
+
+
+class UploadLimitMiddleware:
+    def __init__(
+        self, app: ASGIApp, *, limit_for: Callable[[str], int | None], on_reject: Callable[[], None]
+    ) -> None:
+        self.app = app
+        self.limit_for = limit_for
+        self.on_reject = on_reject
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope.get("method") == "POST":
+            limit = self.limit_for(scope.get("path", ""))
+            length = _content_length(scope)
+            if limit is not None and length is not None and length > limit + _MULTIPART_OVERHEAD:
+                self.on_reject()
+                body = json.dumps(
+                    {"error": "too_large", "detail": f"request body of {length} bytes exceeds {limit} bytes"}
+                ).encode()
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 413,
+                        "headers": [
+                            (b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode()),
+                            (b"connection", b"close"),
+                        ],
+                    }
+                )
+                await send({"type": "http.response.body", "body": body})
+                return
+        await self.app(scope, receive, send)
+
+
+def _content_length(scope: Scope) -> int | None:
+    for name, value in scope.get("headers", []):
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None

@@ -1,0 +1,293 @@
+"""POST /predict and POST /predict/batch: upload → decode (thread pool) → Triton → JSON."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable
+from contextlib import asynccontextmanager
+from typing import Annotated, Any, TypeVar
+
+import numpy as np
+import structlog
+from fastapi import APIRouter, File, Request, UploadFile
+from fastapi.responses import JSONResponse, Response
+
+from gateway.decoding import DecodedUpload
+from gateway.dependencies import Services, ServicesDep
+from gateway.errors import ApiError, from_image_error, from_triton_error
+from gateway.triton_backend import ModelInfo, TritonError
+from imaging import ImageError
+
+log = structlog.get_logger("gateway.predict")
+router = APIRouter(tags=["prediction"])
+T = TypeVar("T")
+
+# Status for a request whose client left before the answer (nginx's convention; nobody reads it).
+CLIENT_CLOSED = 499
+
+
+class ClientGoneError(Exception):
+    pass
+
+
+def request_id_of(request: Request) -> str:
+    given = request.headers.get("x-request-id", "")
+    # Accept a caller's id only if it is short and printable, so it cannot pollute the logs.
+    if given and len(given) <= 64 and given.isprintable():
+        return given
+    return uuid.uuid4().hex
+
+
+@asynccontextmanager
+async def admitted(services: Services) -> AsyncIterator[None]:
+    """The gateway's own in-flight limit: beyond it, 429 at once rather than a growing queue."""
+    if services.in_flight >= services.settings.max_in_flight:
+        raise ApiError(
+            429,
+            "overloaded",
+            "too many requests in flight; retry shortly",
+            headers={"Retry-After": str(services.settings.retry_after_s)},
+        )
+    services.in_flight += 1
+    services.metrics.in_flight.inc()
+    try:
+        yield
+    finally:
+        services.in_flight -= 1
+        services.metrics.in_flight.dec()
+
+
+def require_model(services: Services) -> ModelInfo:
+    info = services.model.info
+    if info is None:
+        raise ApiError(
+            503,
+            "model_unavailable",
+            "the model is not loaded yet",
+            headers={"Retry-After": str(services.settings.retry_after_s)},
+        )
+    return info
+
+
+async def read_upload(upload: UploadFile, max_bytes: int) -> bytes:
+    # One byte past the cap is enough to know it is too large without holding the rest.
+    data = await upload.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise ApiError(413, "too_large", f"the file exceeds the limit of {max_bytes} bytes")
+    return data
+
+
+async def _until_disconnected(request: Request) -> None:
+    # After the body is read, receive() only returns when the client goes away (or the response is done).
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            return
+
+
+async def unless_disconnected(request: Request, work: Awaitable[T]) -> T:
+    """Await ``work``; if the client disconnects first, cancel it (a gRPC call is cancelled at Triton)."""
+    task = asyncio.ensure_future(work)
+    watcher = asyncio.ensure_future(_until_disconnected(request))
+    try:
+        done, _ = await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watcher.cancel()
+        if not task.done():
+            task.cancel()
+    if task in done:
+        return task.result()
+    raise ClientGoneError
+
+
+def prediction_body(row: np.ndarray, info: ModelInfo, threshold: float) -> dict[str, Any]:
+    index = int(np.argmax(row))
+    confidence = float(row[index])
+    return {
+        "predicted_class": info.class_names[index],
+        "predicted_label": index,
+        "confidence": confidence,
+        "probabilities": {name: float(p) for name, p in zip(info.class_names, row, strict=True)},
+        "uncertain": confidence < threshold,
+    }
+
+
+async def _infer(
+    services: Services, request: Request, images: np.ndarray, info: ModelInfo, deadline: float
+) -> tuple[np.ndarray, str]:
+    remaining = max(deadline - time.monotonic(), 0.001)
+    started = time.perf_counter()
+    try:
+        probabilities, version = await unless_disconnected(
+            request, services.backend.infer(images, info, timeout_s=remaining)
+        )
+    except TritonError as exc:
+        if exc.kind == "unavailable":
+            services.model.mark_unavailable(exc.detail)
+        raise from_triton_error(exc, services.settings.retry_after_s) from exc
+    services.metrics.stage.labels(stage="infer").observe(time.perf_counter() - started)
+    return probabilities, version
+
+
+async def _decode(services: Services, data: bytes, size: int) -> DecodedUpload:
+    started = time.perf_counter()
+    try:
+        decoded = await services.decoder.decode(data, size)
+    except ImageError as exc:
+        raise from_image_error(exc) from exc
+    services.metrics.stage.labels(stage="decode").observe(time.perf_counter() - started)
+    return decoded
+
+
+def _failed(services: Services, request_id: str, exc: ApiError) -> None:
+    services.metrics.errors.labels(error_type=exc.error).inc()
+    log.info("prediction_failed", request_id=request_id, error=exc.error, status=exc.status)
+
+
+@router.post("/predict", summary="Classify one photo (multipart field `file`)")
+async def predict(
+    request: Request,
+    services: ServicesDep,
+    file: Annotated[UploadFile | None, File(description="a JPEG, PNG, WebP, GIF or BMP photo")] = None,
+) -> Response:
+    request_id = request_id_of(request)
+    started = time.perf_counter()
+    settings = services.settings
+    try:
+        if file is None:
+            raise ApiError(422, "missing_file", "send the photo as multipart/form-data field 'file'")
+        async with admitted(services):
+            data = await read_upload(file, settings.max_upload_bytes)
+            services.metrics.input_bytes.observe(len(data))
+            info = require_model(services)
+            deadline = time.monotonic() + settings.request_timeout_s
+            try:
+                async with asyncio.timeout(settings.request_timeout_s):
+                    decoded = await _decode(services, data, info.image_size)
+                    probabilities, version = await _infer(
+                        services, request, decoded.image[np.newaxis], info, deadline
+                    )
+            except TimeoutError as exc:
+                raise ApiError(504, "timeout", f"no answer within {settings.request_timeout_s:g} s") from exc
+    except ApiError as exc:
+        _failed(services, request_id, exc)
+        raise
+    except ClientGoneError:
+        services.metrics.errors.labels(error_type="client_disconnected").inc()
+        log.info("prediction_cancelled", request_id=request_id, reason="client disconnected")
+        return Response(status_code=CLIENT_CLOSED)
+
+    elapsed = time.perf_counter() - started
+    body = prediction_body(probabilities[0], info, settings.uncertain_threshold)
+    body |= {
+        "processing_time_ms": round(elapsed * 1000, 2),
+        "model_version": version,
+        "request_id": request_id,
+    }
+    metrics = services.metrics
+    metrics.requests.labels(predicted_class=body["predicted_class"]).inc()
+    metrics.latency.observe(elapsed)
+    metrics.stage.labels(stage="total").observe(elapsed)
+    metrics.confidence.observe(body["confidence"])
+    log.info(
+        "prediction_completed",
+        request_id=request_id,
+        predicted_class=body["predicted_class"],
+        confidence=round(body["confidence"], 4),
+        uncertain=body["uncertain"],
+        processing_time_ms=body["processing_time_ms"],
+        model_version=version,
+        image_sha256=decoded.sha256[:16],
+        image_bytes=len(data),
+    )
+    return JSONResponse(body, headers={"X-Request-ID": request_id})
+
+
+@router.post("/predict/batch", summary="Classify up to max-batch photos (repeated field `files`) in one call")
+async def predict_batch(
+    request: Request,
+    services: ServicesDep,
+    files: Annotated[
+        list[UploadFile] | None, File(description="photos, at most the model's max batch")
+    ] = None,
+) -> Response:
+    request_id = request_id_of(request)
+    started = time.perf_counter()
+    settings = services.settings
+    metrics = services.metrics
+    try:
+        if not files:
+            raise ApiError(422, "missing_file", "send the photos as repeated multipart field 'files'")
+        info = require_model(services)
+        if len(files) > info.max_batch_size:
+            raise ApiError(
+                413,
+                "too_many_files",
+                f"{len(files)} files exceeds the model's batch limit of {info.max_batch_size}",
+            )
+        async with admitted(services):
+            deadline = time.monotonic() + settings.request_timeout_s
+            try:
+                async with asyncio.timeout(settings.request_timeout_s):
+                    items = await asyncio.gather(*(_batch_item(services, f, info) for f in files))
+                    good = [i for i, item in enumerate(items) if isinstance(item, DecodedUpload)]
+                    version = info.version
+                    probabilities = np.empty((0, len(info.class_names)), dtype=np.float32)
+                    if good:
+                        stacked = np.stack([items[i].image for i in good])  # type: ignore[union-attr]
+                        probabilities, version = await _infer(services, request, stacked, info, deadline)
+            except TimeoutError as exc:
+                raise ApiError(504, "timeout", f"no answer within {settings.request_timeout_s:g} s") from exc
+    except ApiError as exc:
+        _failed(services, request_id, exc)
+        raise
+    except ClientGoneError:
+        metrics.errors.labels(error_type="client_disconnected").inc()
+        log.info("prediction_cancelled", request_id=request_id, reason="client disconnected")
+        return Response(status_code=CLIENT_CLOSED)
+
+    elapsed = time.perf_counter() - started
+    rows = dict(zip(good, probabilities, strict=True))
+    results: list[dict[str, Any]] = []
+    for index, (upload, item) in enumerate(zip(files, items, strict=True)):
+        entry: dict[str, Any] = {"index": index, "filename": upload.filename}
+        if isinstance(item, ApiError):
+            entry |= {"error": item.error, "detail": item.detail, "status": item.status}
+            metrics.errors.labels(error_type=item.error).inc()
+        else:
+            entry |= prediction_body(rows[index], info, settings.uncertain_threshold)
+            metrics.requests.labels(predicted_class=entry["predicted_class"]).inc()
+            metrics.confidence.observe(entry["confidence"])
+            log.info(
+                "prediction_completed",
+                request_id=request_id,
+                batch_index=index,
+                predicted_class=entry["predicted_class"],
+                confidence=round(entry["confidence"], 4),
+                uncertain=entry["uncertain"],
+                processing_time_ms=round(elapsed * 1000, 2),
+                model_version=version,
+                image_sha256=item.sha256[:16],
+            )
+        results.append(entry)
+    metrics.latency.observe(elapsed)
+    metrics.stage.labels(stage="total").observe(elapsed)
+    body = {
+        "results": results,
+        "model_version": version,
+        "request_id": request_id,
+        "processing_time_ms": round(elapsed * 1000, 2),
+    }
+    return JSONResponse(body, headers={"X-Request-ID": request_id})
+
+
+async def _batch_item(services: Services, upload: UploadFile, info: ModelInfo) -> DecodedUpload | ApiError:
+    """A bad file fails only its own item."""
+    try:
+        data = await read_upload(upload, services.settings.max_upload_bytes)
+        services.metrics.input_bytes.observe(len(data))
+        return await _decode(services, data, info.image_size)
+    except ApiError as exc:
+        return exc

@@ -1,0 +1,66 @@
+"""The gateway's configuration: one validated settings class, read from the environment.
+
+A bad value stops start-up with a message naming the variable, instead of surfacing later
+as a confusing request failure.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_DEFAULT_PORTS = {"grpc": 8001, "http": 8010}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
+
+    triton_url: str = Field(
+        default="", description="host:port of Triton; default 127.0.0.1:8001 (gRPC) or :8010 (HTTP)"
+    )
+    triton_protocol: Literal["grpc", "http"] = "grpc"
+    model_name: str = Field(default="cats_dogs", min_length=1)
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    max_upload_bytes: int = Field(default=10 * 1024 * 1024, ge=1024, description="per file; larger → 413")
+    max_pixels: int = Field(
+        default=50_000_000, ge=1, description="width × height cap, checked before decoding"
+    )
+    uncertain_threshold: float = Field(default=0.6, ge=0.0, le=1.0)
+    request_timeout_s: float = Field(default=10.0, gt=0, description="per-request deadline → 504")
+    max_in_flight: int = Field(default=64, ge=1, description="concurrent predictions; more → 429")
+    decode_threads: int = Field(default=2, ge=1, le=64, description="bounded pool that decodes uploads")
+    model_refresh_s: float = Field(
+        default=5.0, gt=0, description="how often model readiness/version is checked"
+    )
+    retry_after_s: int = Field(default=1, ge=1, description="Retry-After on 429/503")
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("triton_protocol", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _default_url(self) -> Settings:
+        url = self.triton_url.strip()
+        if not url:
+            url = f"127.0.0.1:{_DEFAULT_PORTS[self.triton_protocol]}"
+        # tritonclient takes host:port; accept a pasted http:// URL for the HTTP protocol too.
+        for scheme in ("http://", "grpc://"):
+            if url.startswith(scheme):
+                url = url[len(scheme) :]
+        url = url.rstrip("/")
+        host, _, port = url.rpartition(":")
+        if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+            raise ValueError(f"TRITON_URL must look like host:port, got {self.triton_url!r}")
+        self.triton_url = url
+        return self

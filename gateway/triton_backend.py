@@ -1,0 +1,241 @@
+"""Triton through tritonclient's asyncio clients (gRPC by default, HTTP as an option).
+
+Everything the gateway knows about the model comes from here: input name/shape/dtype, max batch
+size, class names and version are read from Triton's model metadata and config ``parameters``.
+Triton's failures are folded into a few kinds that map onto HTTP statuses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+from tritonclient.utils import InferenceServerException
+
+TritonFailure = Literal["unavailable", "rejected", "timeout", "model_error"]
+
+# Triton's words when the dynamic batcher refuses a request (queue full, or queue timeout with REJECT).
+_REJECTED_MARKERS = ("exceeds maximum queue size", "request timeout expired", "rejected")
+_UNAVAILABLE_MARKERS = (
+    "failed to connect",
+    "connection refused",
+    "unknown model",
+    "not ready",
+    "is not found",
+)
+
+
+class TritonError(Exception):
+    """A Triton call that failed; ``kind`` decides the HTTP status, ``detail`` is safe to show."""
+
+    def __init__(self, kind: TritonFailure, detail: str) -> None:
+        super().__init__(detail)
+        self.kind = kind
+        self.detail = detail
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelInfo:
+    name: str
+    version: str
+    versions: tuple[str, ...]
+    input_name: str
+    input_datatype: str
+    image_size: int
+    output_name: str
+    max_batch_size: int
+    class_names: tuple[str, ...]
+    parameters: dict[str, str]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "version": self.version,
+            "input": {
+                "name": self.input_name,
+                "datatype": self.input_datatype,
+                "shape": [-1, self.image_size, self.image_size, 3],
+            },
+            "output": self.output_name,
+            "max_batch_size": self.max_batch_size,
+            "class_names": list(self.class_names),
+            "parameters": self.parameters,
+        }
+
+
+def classify_exception(exc: BaseException) -> TritonError:
+    """Any client-side exception → a TritonError with a kind and a message without internals."""
+    if isinstance(exc, TritonError):
+        return exc
+    if isinstance(exc, asyncio.TimeoutError | TimeoutError):
+        return TritonError("timeout", "Triton did not answer in time")
+    if isinstance(exc, InferenceServerException):
+        status = str(exc.status() or "").upper()
+        message = str(exc.message() or "").lower()
+        if "DEADLINE_EXCEEDED" in status or "deadline exceeded" in message:
+            return TritonError("timeout", "Triton did not answer in time")
+        if any(marker in message for marker in _REJECTED_MARKERS):
+            return TritonError("rejected", "the inference queue is full")
+        if (
+            "UNAVAILABLE" in status
+            or "NOT_FOUND" in status
+            or any(m in message for m in _UNAVAILABLE_MARKERS)
+        ):
+            return TritonError("unavailable", "the model server is not available")
+        return TritonError("model_error", "the model server failed to run the model")
+    # aiohttp/grpc connection errors and the like: the server is not reachable.
+    return TritonError("unavailable", "the model server is not available")
+
+
+def parse_model_info(name: str, metadata: dict[str, Any], config: dict[str, Any]) -> ModelInfo:
+    """Model metadata + config (JSON forms, as both protocols return them) → what the gateway needs."""
+    inputs = metadata.get("inputs") or []
+    outputs = metadata.get("outputs") or []
+    if len(inputs) != 1 or len(outputs) != 1:
+        raise ValueError(
+            f"model {name!r} must have one input and one output, has {len(inputs)}/{len(outputs)}"
+        )
+    parameters = {
+        key: str(value.get("string_value", "")) for key, value in (config.get("parameters") or {}).items()
+    }
+    raw_names = parameters.get("class_names")
+    if not raw_names:
+        raise ValueError(f"model {name!r} config has no 'class_names' parameter")
+    class_names = tuple(str(c) for c in json.loads(raw_names))
+    shape = [int(d) for d in inputs[0]["shape"]]
+    spatial = [d for d in shape[1:3] if d > 0]
+    if spatial:
+        image_size = spatial[0]
+    elif parameters.get("image_size"):
+        image_size = int(parameters["image_size"])
+    else:
+        raise ValueError(f"model {name!r}: input shape {shape} has no fixed image size")
+    if len(shape) != 4 or shape[-1] != 3:
+        raise ValueError(f"model {name!r}: expected an NHWC RGB input, got shape {shape}")
+    versions = tuple(sorted((str(v) for v in metadata.get("versions") or []), key=_version_key))
+    if not versions:
+        raise ValueError(f"model {name!r} has no loaded version")
+    return ModelInfo(
+        name=name,
+        version=versions[-1],
+        versions=versions,
+        input_name=str(inputs[0]["name"]),
+        input_datatype=str(inputs[0]["datatype"]),
+        image_size=image_size,
+        output_name=str(outputs[0]["name"]),
+        max_batch_size=int(config.get("max_batch_size") or 1),
+        class_names=class_names,
+        parameters=parameters,
+    )
+
+
+def _version_key(version: str) -> tuple[int, str]:
+    return (int(version), "") if version.isdigit() else (-1, version)
+
+
+class TritonBackend:
+    """One long-lived asyncio client; the underlying channel reconnects by itself after a restart."""
+
+    def __init__(self, url: str, protocol: Literal["grpc", "http"], model_name: str) -> None:
+        self.url = url
+        self.protocol = protocol
+        self.model_name = model_name
+        self._client: Any
+        if protocol == "grpc":
+            import tritonclient.grpc.aio as grpcclient
+
+            self._module: Any = grpcclient
+            self._client = grpcclient.InferenceServerClient(url)
+        else:
+            import tritonclient.http.aio as httpclient
+
+            self._module = httpclient
+            self._client = httpclient.InferenceServerClient(url)
+
+    async def close(self) -> None:
+        await self._client.close()
+
+    async def server_ready(self, timeout_s: float = 2.0) -> bool:
+        try:
+            async with asyncio.timeout(timeout_s):
+                return bool(await self._client.is_server_ready())
+        except Exception:
+            return False
+
+    async def model_ready(self, timeout_s: float = 2.0) -> bool:
+        try:
+            async with asyncio.timeout(timeout_s):
+                return bool(await self._client.is_model_ready(self.model_name))
+        except Exception:
+            return False
+
+    async def model_versions(self, timeout_s: float = 2.0) -> tuple[str, ...]:
+        """Loaded versions, cheap enough to poll: a change means the metadata must be read again."""
+        try:
+            async with asyncio.timeout(timeout_s):
+                metadata = await self._metadata()
+        except Exception as exc:
+            raise classify_exception(exc) from exc
+        return tuple(sorted((str(v) for v in metadata.get("versions") or []), key=_version_key))
+
+    async def _metadata(self) -> dict[str, Any]:
+        if self.protocol == "grpc":
+            result: dict[str, Any] = await self._client.get_model_metadata(self.model_name, as_json=True)
+        else:
+            result = await self._client.get_model_metadata(self.model_name)
+        return result
+
+    async def _config(self) -> dict[str, Any]:
+        if self.protocol == "grpc":
+            response = await self._client.get_model_config(self.model_name, as_json=True)
+            config: dict[str, Any] = response.get("config", {})
+        else:
+            config = await self._client.get_model_config(self.model_name)
+        return config
+
+    async def model_info(self, timeout_s: float = 5.0) -> ModelInfo:
+        try:
+            async with asyncio.timeout(timeout_s):
+                metadata = await self._metadata()
+                config = await self._config()
+        except Exception as exc:
+            raise classify_exception(exc) from exc
+        return parse_model_info(self.model_name, _jsonable(metadata), _jsonable(config))
+
+    async def infer(self, images: np.ndarray, info: ModelInfo, timeout_s: float) -> tuple[np.ndarray, str]:
+        """``images`` uint8 [N,S,S,3] → (probabilities [N,C], the version that answered). Binary tensors."""
+        module = self._module
+        infer_input = module.InferInput(info.input_name, list(images.shape), info.input_datatype)
+        requested: Any
+        if self.protocol == "grpc":
+            infer_input.set_data_from_numpy(images)
+            requested = module.InferRequestedOutput(info.output_name)
+            kwargs: dict[str, Any] = {"client_timeout": timeout_s}
+        else:
+            infer_input.set_data_from_numpy(images, binary_data=True)
+            requested = module.InferRequestedOutput(info.output_name, binary_data=True)
+            kwargs = {"timeout": int(timeout_s * 1_000_000)}  # Triton's own queue/compute timeout, in µs
+        try:
+            async with asyncio.timeout(timeout_s):
+                result = await self._client.infer(
+                    self.model_name, [infer_input], outputs=[requested], **kwargs
+                )
+        except asyncio.CancelledError:
+            raise  # the client went away: let the cancellation reach the RPC
+        except Exception as exc:
+            raise classify_exception(exc) from exc
+        probabilities = result.as_numpy(info.output_name)
+        if probabilities is None or probabilities.shape[0] != images.shape[0]:
+            raise TritonError("model_error", "the model returned an unexpected output")
+        response = result.get_response(as_json=True) if self.protocol == "grpc" else result.get_response()
+        version = str(response.get("model_version") or info.version)
+        return probabilities.astype(np.float32, copy=False), version
+
+
+def _jsonable(value: Any) -> dict[str, Any]:
+    # gRPC's as_json output already is a dict; a round trip normalises both protocols' shapes.
+    result: dict[str, Any] = json.loads(json.dumps(value, default=str))
+    return result

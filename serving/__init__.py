@@ -1,0 +1,1 @@
+"""Local serving: starts the real Triton server and the gateway, and stops what it started."""
