@@ -18,7 +18,7 @@ TRAIN_SET ?=
 PYTEST_ARGS ?=
 
 .PHONY: help setup download ingest preprocess train evaluate export-onnx rollback triton gateway up stop \
-        test lint format mlflow-ui smoke-test dvc-repro clean
+        test lint format mlflow-ui smoke-test dvc-repro clean score perf
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk -F':.*?## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -81,6 +81,18 @@ stop: ## Stop what `make up` started
 
 smoke-test: setup ## Health / Root / Metrics / Prediction against URL (default the local gateway)
 	$(PY) scripts/smoke_test.py --url $(or $(URL),http://127.0.0.1:8000) --wait
+
+# --- bulk scoring and load tests ---------------------------------------------------------
+IN ?=
+OUT ?=
+PERF_IMAGES ?= $(or $(PETS_DEV_DIR),../shared/data/pets-dev)
+score: setup ## Score a folder or manifest through Triton gRPC: make score IN=photos/ OUT=scores.csv
+	@test -n "$(IN)" -a -n "$(OUT)" || { echo "usage: make score IN=<folder|manifest.csv> OUT=<file.csv|file.parquet>"; exit 2; }
+	$(PY) -m scoring --input "$(IN)" --output "$(OUT)" $(SCORE_ARGS)
+
+perf: setup ## Concurrency sweeps: Triton direct (perf_analyzer when present) and the gateway
+	$(PY) -m benchmarks.perf triton --images "$(PERF_IMAGES)" --out build/perf/triton.csv
+	$(PY) -m benchmarks.perf gateway --images "$(PERF_IMAGES)" --out build/perf/gateway.csv
 
 # --- quality -----------------------------------------------------------------------------
 test: setup ## Run the test suite (unit + integration with a real Triton)
