@@ -1,0 +1,156 @@
+"""``make up``: from nothing to a served model in one command.
+
+1. If no model has been exported yet (or ``--retrain``, or a real photo folder is given):
+   ingest → preprocess → quick training → evaluate → export, each as its own ``python -m`` step.
+2. Start Triton on the derived CPU repository, then the gateway, both in the background with
+   PID files under ``run/`` (``make stop`` stops them).
+3. Print the URL, the model name/version and where the model came from.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from serving.gateway_process import GatewayOptions, start_gateway
+from serving.processes import read_pid
+from serving.triton import DEFAULT_MODEL, DEFAULT_REPOSITORY, TritonLauncher, TritonOptions
+
+DEFAULT_QUICK_CONFIG = Path("configs/quick.yaml")
+
+
+def exported_versions(repository: Path, model: str) -> list[int]:
+    model_dir = repository / model
+    if not (model_dir / "config.pbtxt").is_file():
+        return []
+    return sorted(int(p.name) for p in model_dir.iterdir() if p.is_dir() and p.name.isdigit())
+
+
+def pipeline_steps(source: str, config: Path) -> list[tuple[str, list[str]]]:
+    py = sys.executable
+    return [
+        ("ingest", [py, "-m", "training.data", "ingest", "--source", source]),
+        ("preprocess", [py, "-m", "training.data", "preprocess"]),
+        ("train", [py, "-m", "training.train", "--config", str(config)]),
+        ("evaluate", [py, "-m", "training.evaluate"]),
+        ("export", [py, "-m", "export"]),
+    ]
+
+
+def run_pipeline(source: str, config: Path) -> None:
+    for name, command in pipeline_steps(source, config):
+        print(f"==> {name}: {' '.join(command[1:])}", flush=True)
+        started = time.monotonic()
+        result = subprocess.run(command, check=False)
+        if result.returncode != 0:
+            raise RuntimeError(f"step '{name}' failed (exit {result.returncode}); see its output above")
+        print(f"    {name} done in {time.monotonic() - started:.0f} s", flush=True)
+
+
+def gateway_health(url: str) -> dict[str, Any]:
+    with urllib.request.urlopen(f"{url}/health", timeout=5) as response:
+        body: dict[str, Any] = json.loads(response.read())
+    return body
+
+
+def describe_origin(parameters: dict[str, str]) -> str:
+    name = parameters.get("mlflow_model_name") or "?"
+    version = parameters.get("model_version_mlflow") or "?"
+    run = parameters.get("mlflow_run_id") or "?"
+    arch = parameters.get("architecture") or "?"
+    when = parameters.get("exported_at") or "?"
+    return f"MLflow model {name} version {version} (run {run}, {arch}), exported {when}"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m serving.up", description="Train and export a model if needed, then serve it."
+    )
+    parser.add_argument(
+        "--source",
+        default="synthetic",
+        help="training data: 'synthetic' (offline), 'download' (PetImages) or a folder of cat/ and dog/ "
+        "photos; anything but 'synthetic' trains a new model even if one is exported",
+    )
+    parser.add_argument(
+        "--config", type=Path, default=DEFAULT_QUICK_CONFIG, help="training config for the quick run"
+    )
+    parser.add_argument("--retrain", action="store_true", help="train and export even if a model is exported")
+    parser.add_argument(
+        "--repository", type=Path, default=DEFAULT_REPOSITORY, help="CPU model repository to serve"
+    )
+    parser.add_argument("--model", default=DEFAULT_MODEL, help="Triton model name")
+    parser.add_argument("--port", type=int, default=8000, help="gateway port")
+    parser.add_argument("--triton-grpc-port", type=int, default=8001, help="Triton gRPC port")
+    parser.add_argument("--triton-http-port", type=int, default=8010, help="Triton HTTP port")
+    parser.add_argument("--triton-metrics-port", type=int, default=8002, help="Triton metrics port")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    versions = exported_versions(args.repository, args.model)
+    train = args.retrain or not versions or args.source != "synthetic"
+    try:
+        if train:
+            why = "requested" if args.retrain or versions else "no exported model yet"
+            if args.source != "synthetic":
+                why = f"training on {args.source}"
+            print(f"==> training a model ({why})", flush=True)
+            if not args.config.is_file():
+                raise RuntimeError(f"training config {args.config} not found")
+            run_pipeline(args.source, args.config)
+            versions = exported_versions(args.repository, args.model)
+            if not versions:
+                raise RuntimeError(f"export finished but {args.repository}/{args.model} has no version")
+        else:
+            print(
+                f"==> using the exported model (versions {versions} in {args.repository}); "
+                "--retrain to train anew"
+            )
+
+        triton = TritonOptions(
+            repository=args.repository,
+            model=args.model,
+            grpc_port=args.triton_grpc_port,
+            http_port=args.triton_http_port,
+            metrics_port=args.triton_metrics_port,
+        )
+        launcher = TritonLauncher(triton)
+        running = read_pid(triton.pid_file)
+        if running is not None:
+            print(f"==> Triton already running (pid {running}); reusing it")
+        else:
+            print("==> starting Triton", flush=True)
+            launcher.start()
+        gateway = GatewayOptions(port=args.port, triton_url=triton.grpc_url, model_name=args.model)
+        running = read_pid(gateway.pid_file)
+        if running is not None:
+            print(f"==> gateway already running (pid {running}); reusing it")
+        else:
+            print("==> starting the gateway", flush=True)
+            start_gateway(gateway)
+        health = gateway_health(gateway.url)
+    except (RuntimeError, TimeoutError, FileNotFoundError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+    model = health.get("model") or {}
+    print()
+    print(f"Serving at      {gateway.url}  (upload page: open it in a browser; API: {gateway.url}/docs)")
+    print(f"Model           {model.get('name')} version {model.get('version')} (Triton)")
+    print(f"Came from       {describe_origin(model.get('parameters') or {})}")
+    print(f"Triton          gRPC {triton.grpc_url}, HTTP {triton.http_url}, metrics {triton.metrics_url}")
+    print("Logs            run/triton.log, run/gateway.log")
+    print("Try             make smoke-test   ·   stop with: make stop")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
