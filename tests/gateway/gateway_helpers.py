@@ -1,0 +1,146 @@
+"""Helpers shared by the gateway tests: synthetic photos, free ports, the tiny model and its
+repositories, and an in-process gateway server. Fixtures live in conftest.py."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import socket
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import torch
+import uvicorn
+from PIL import Image
+
+from gateway import Settings, create_app
+
+IMAGE_SIZE = 64  # small: the contract is the same at any size, and tests stay fast on 2 cores
+MAX_BATCH = 8
+
+
+def free_port() -> int:
+    with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def tiny_classifier() -> torch.nn.Module:
+    """A seeded, untrained network; the head is scaled up so predictions are decisive, not ~0.5."""
+    from training.models import PetClassifier, get_model
+
+    torch.manual_seed(0)
+    model = PetClassifier(get_model("simple_cnn", width=8))
+    with torch.no_grad():
+        head = model.network.head[-1]
+        head.weight.mul_(40.0)
+    return model.eval()
+
+
+def build_repositories(root: Path, classifier: torch.nn.Module, version: int = 1) -> Path:
+    """Canonical repository → derived CPU repository, with the export package's own functions."""
+    from export.contract import CONFIG_FILENAME, LABELS_FILENAME, MODEL_NAME, ONNX_FILENAME
+    from export.cpu_repository import CpuOptions, build
+    from export.metadata import ModelFacts, labels_text
+    from export.onnx_export import export_onnx
+    from export.triton_config import ServingOptions, build_config, write_config
+    from training.transforms import CLASS_NAMES, MEAN, STD
+
+    canonical = root / "model_repository" / MODEL_NAME
+    (canonical / str(version)).mkdir(parents=True)
+    export_onnx(classifier, IMAGE_SIZE, canonical / str(version) / ONNX_FILENAME)
+    facts = ModelFacts(
+        class_names=CLASS_NAMES,
+        image_size=IMAGE_SIZE,
+        mean=MEAN,
+        std=STD,
+        architecture="simple_cnn",
+        mlflow_model_name="test-fixture",
+        model_version_mlflow="7",
+        triton_model_version=version,
+    )
+    config = build_config(
+        facts, ServingOptions(max_batch_size=MAX_BATCH, preferred_batch_sizes=(4, 8), max_queue_delay_us=1000)
+    )
+    write_config(config, canonical / CONFIG_FILENAME)
+    (canonical / LABELS_FILENAME).write_text(labels_text(CLASS_NAMES))
+    cpu_repository = root / "model_repository_cpu"
+    build(canonical, cpu_repository, CpuOptions(intra_op_threads=1))
+    return cpu_repository
+
+
+class GatewayServer:
+    """uvicorn in a thread: the real HTTP stack (disconnects, multipart) without a process."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.app = create_app(settings)
+        self.server = uvicorn.Server(
+            uvicorn.Config(self.app, host="127.0.0.1", port=settings.port, log_level="warning", lifespan="on")
+        )
+        self.thread = threading.Thread(target=self.server.run, name="gateway", daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.settings.port}"
+
+    def __enter__(self) -> GatewayServer:
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("gateway did not start")
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=15)
+
+
+def gateway_settings(triton_grpc_url: str, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "triton_url": triton_grpc_url,
+        "triton_protocol": "grpc",
+        "port": free_port(),
+        "model_refresh_s": 0.5,
+        "max_upload_bytes": 2 * 1024 * 1024,
+        "max_pixels": 4_000_000,
+    }
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+def wait_ready(client: httpx.Client, timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if client.get("/health/ready").status_code == 200:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"gateway not ready after {timeout_s} s: {client.get('/health').json()}")
+
+
+def encode(array: np.ndarray, fmt: str, **kwargs: object) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(array).save(buf, fmt, **kwargs)
+    return buf.getvalue()
+
+
+def photo(seed: int, size: tuple[int, int] = (320, 240), fmt: str = "JPEG") -> bytes:
+    """A smooth synthetic photo (gradients + blobs): realistic enough for JPEG, deterministic."""
+    rng = np.random.default_rng(seed)
+    w, h = size
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    channels = []
+    for _ in range(3):
+        a, b, c = rng.uniform(-1, 1, 3)
+        channels.append(128 + 60 * np.sin(a * xx / 37 + b * yy / 23 + c * 6))
+    img = np.stack(channels, axis=-1)
+    for _ in range(4):
+        cx, cy, r = rng.uniform(0, w), rng.uniform(0, h), rng.uniform(10, min(w, h) / 2)
+        mask = (xx - cx) ** 2 + (yy - cy) ** 2 < r**2
+        img[mask] = rng.uniform(0, 255, 3)
+    return encode(np.clip(img, 0, 255).astype(np.uint8), fmt)
