@@ -1,0 +1,193 @@
+"""``python -m export``: the registered champion (or a run / checkpoint) → Triton repositories.
+
+Exit codes: 0 exported; 1 refused by a gate or a check (nothing written); 2 bad arguments or a
+model that does not exist.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import yaml
+
+from export import gate
+from export.contract import DEFAULT_CPU_REPOSITORY, DEFAULT_REPOSITORY, DEFAULT_TRITON_VENV
+from export.cpu_repository import CpuOptions
+from export.dataset import DEFAULT_CACHE, DEFAULT_MANIFEST, DataLocation
+from export.onnx_export import ExportError, verify_contract
+from export.parity import MIN_IMAGES, ParityError
+from export.quantize import VariantRefusedError
+from export.source import SourceError
+from export.triton_config import ConfigError, ServingOptions
+from training.registry import CHAMPION, PROJECT_ROOT
+
+PARAMS_FILE = PROJECT_ROOT / "params.yaml"
+
+
+def default_min_accuracy(params_file: Path = PARAMS_FILE) -> float:
+    """``export.min_accuracy`` from params.yaml when set, else the built-in floor."""
+    if params_file.is_file():
+        params = yaml.safe_load(params_file.read_text()) or {}
+        section = params.get("export") if isinstance(params, dict) else None
+        if isinstance(section, dict) and "min_accuracy" in section:
+            return float(section["min_accuracy"])
+    return gate.DEFAULT_MIN_ACCURACY
+
+
+def _batch_sizes(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from exc
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m export",
+        description="Export the registered model to ONNX and write the next Triton repository version.",
+    )
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--alias", default=None, help=f"registry alias to export (default {CHAMPION})")
+    which.add_argument("--run-id", help="export the checkpoint of this MLflow run instead of an alias")
+    which.add_argument(
+        "--checkpoint", type=Path, help="export this checkpoint file (training.checkpoint format)"
+    )
+    which.add_argument(
+        "--check",
+        type=Path,
+        metavar="ONNX",
+        help="only verify that ONNX meets the serving contract, then exit",
+    )
+    p.add_argument(
+        "--repository", type=Path, default=DEFAULT_REPOSITORY, help="canonical Triton repository root"
+    )
+    p.add_argument(
+        "--cpu-repository", type=Path, default=DEFAULT_CPU_REPOSITORY, help="derived CPU repository root"
+    )
+    p.add_argument(
+        "--no-cpu-repository", action="store_true", help="do not (re)build the derived CPU repository"
+    )
+    p.add_argument(
+        "--manifest", type=Path, default=DEFAULT_MANIFEST, help="data manifest (splits and labels)"
+    )
+    p.add_argument(
+        "--cache-dir", type=Path, default=DEFAULT_CACHE, help="preprocess cache root (<dir>/<size>/<sha>.npy)"
+    )
+    p.add_argument(
+        "--min-accuracy",
+        type=float,
+        default=None,
+        help="gate floor on test accuracy (default: params.yaml export.min_accuracy, "
+        f"else {gate.DEFAULT_MIN_ACCURACY})",
+    )
+    p.add_argument(
+        "--force", action="store_true", help="export even if the promotion gate refuses (recorded as forced)"
+    )
+    p.add_argument(
+        "--int8", action="store_true", help="also write the INT8 (QDQ static) CPU variant, with its gate"
+    )
+    p.add_argument("--fp16", action="store_true", help="also write the FP16 GPU variant, with its gate")
+    p.add_argument(
+        "--tensorrt-fp16", action="store_true", help="enable the TensorRT FP16 accelerator in the GPU config"
+    )
+    p.add_argument("--max-batch-size", type=int, default=64, help="Triton max_batch_size (default 64)")
+    p.add_argument(
+        "--preferred-batch-sizes",
+        type=_batch_sizes,
+        default=(8, 16, 32),
+        help="dynamic batching sizes, e.g. 8,16,32",
+    )
+    p.add_argument(
+        "--max-queue-delay-us", type=int, default=2000, help="dynamic batching max queue delay (µs)"
+    )
+    p.add_argument("--max-queue-size", type=int, default=256, help="requests queued before Triton rejects")
+    p.add_argument(
+        "--queue-timeout-us", type=int, default=5_000_000, help="queued request timeout before REJECT (µs)"
+    )
+    p.add_argument(
+        "--gpu-instances", type=int, default=1, help="KIND_GPU instance count in the canonical config"
+    )
+    p.add_argument(
+        "--cpu-instances", type=int, default=1, help="KIND_CPU instance count in the CPU repository"
+    )
+    p.add_argument("--cpu-threads", type=int, default=2, help="onnxruntime intra-op threads per CPU instance")
+    p.add_argument(
+        "--cpu-variant",
+        choices=("fp32", "int8"),
+        default="fp32",
+        help="file the CPU repository serves (int8 needs --int8)",
+    )
+    p.add_argument(
+        "--execution-env",
+        default="",
+        help=f"EXECUTION_ENV_PATH for the python backend (e.g. {DEFAULT_TRITON_VENV}); "
+        "default: the python3 first on PATH",
+    )
+    p.add_argument(
+        "--parity-images", type=int, default=MIN_IMAGES, help=f"images for the parity gate (>= {MIN_IMAGES})"
+    )
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.check is not None:
+        try:
+            verify_contract(args.check)
+        except (ExportError, OSError, ValueError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        print(f"{args.check}: meets the serving contract (names, dtypes, dynamic batch axis)")
+        return 0
+    if args.cpu_variant == "int8" and not args.int8:
+        parser.error("--cpu-variant int8 needs --int8 (the variant is written and gated by this export)")
+    try:
+        serving = ServingOptions(
+            max_batch_size=args.max_batch_size,
+            preferred_batch_sizes=args.preferred_batch_sizes,
+            max_queue_delay_us=args.max_queue_delay_us,
+            max_queue_size=args.max_queue_size,
+            queue_timeout_us=args.queue_timeout_us,
+            instance_count=args.gpu_instances,
+            tensorrt_fp16=args.tensorrt_fp16,
+        )
+        cpu = CpuOptions(
+            instance_count=args.cpu_instances,
+            intra_op_threads=args.cpu_threads,
+            execution_env_path=args.execution_env,
+            variant=args.cpu_variant,
+        )
+    except ValueError as exc:
+        parser.error(str(exc))
+
+    # Heavy imports after argument parsing, so --help and bad flags answer instantly.
+    from export.pipeline import ExportRequest, run_export
+    from export.source import resolve
+
+    try:
+        source = resolve(alias=args.alias, run_id=args.run_id, checkpoint=args.checkpoint)
+    except SourceError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    request = ExportRequest(
+        repository=args.repository,
+        cpu_repository=None if args.no_cpu_repository else args.cpu_repository,
+        data=DataLocation(manifest=args.manifest, cache_dir=args.cache_dir),
+        serving=serving,
+        cpu=cpu,
+        min_accuracy=args.min_accuracy if args.min_accuracy is not None else default_min_accuracy(),
+        force=args.force,
+        int8=args.int8,
+        fp16=args.fp16,
+        parity_images=args.parity_images,
+    )
+    try:
+        result = run_export(source, request)
+    except (gate.GateRefusedError, ParityError, VariantRefusedError, ExportError, ConfigError) as exc:
+        print(f"error: {exc}\nnothing was written.", file=sys.stderr)
+        return 1
+    print(f"exported Triton version {result.version} of {result.model_dir.name}: {result.onnx_path}")
+    return 0

@@ -1,0 +1,29 @@
+"""The served model's interface: tensor names, dtypes and the Triton model name, defined once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from training.registry import PROJECT_ROOT
+
+MODEL_NAME = "cats_dogs"
+INPUT_NAME = "image"
+OUTPUT_NAME = "probabilities"
+ONNX_FILENAME = "model.onnx"
+LABELS_FILENAME = "labels.txt"
+CONFIG_FILENAME = "config.pbtxt"
+BASELINE_FILENAME = "baseline_stats.json"
+VERSIONS_FILENAME = "versions.json"
+OPSET = 18
+# Triton's dims for the input after the batch axis are [S, S, 3]; the batch axis is symbolic in ONNX.
+BATCH_DIM_NAME = "batch"
+
+DEFAULT_REPOSITORY = PROJECT_ROOT / "model_repository"
+DEFAULT_CPU_REPOSITORY = PROJECT_ROOT / "build" / "model_repository_cpu"
+DEFAULT_TRITON_VENV = PROJECT_ROOT / ".venv-triton"
+# Rolled-back versions are moved here (outside every repository Triton scans), so they can be restored.
+DEFAULT_RETIRED_DIR = PROJECT_ROOT / "artifacts" / "retired_versions"
+
+
+def model_dir(repository: Path, name: str = MODEL_NAME) -> Path:
+    return Path(repository) / name

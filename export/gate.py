@@ -1,0 +1,124 @@
+"""Promotion gate: a model reaches the repository only if it is good enough and no worse than the served one.
+
+Test metrics come from running the exported ONNX file on the manifest's test split from the
+preprocess cache — the gate measures exactly what will be served. Without a cached test split it
+falls back to the MLflow run's ``test_accuracy``; with neither it refuses unless forced.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from export.contract import INPUT_NAME
+from export.dataset import LabelledImages
+from export.onnx_export import session
+
+DEFAULT_MIN_ACCURACY = 0.8
+EVAL_BATCH = 64
+
+
+class GateRefusedError(RuntimeError):
+    """The model did not pass the promotion gate (use --force to override)."""
+
+
+@dataclass(frozen=True)
+class Metrics:
+    accuracy: float
+    f1_macro: float
+    n: int
+    source: str  # onnx-test-split | mlflow-run
+
+    def as_dict(self) -> dict[str, float]:
+        return {"test_accuracy": self.accuracy, "test_f1_macro": self.f1_macro, "test_images": float(self.n)}
+
+
+def predict(onnx_path: Path | bytes, images: np.ndarray, *, batch: int = EVAL_BATCH) -> np.ndarray:
+    """Probabilities for every image, in batches."""
+    sess = session(onnx_path)
+    outs = [sess.run(None, {INPUT_NAME: images[i : i + batch]})[0] for i in range(0, len(images), batch)]
+    return np.concatenate(outs) if outs else np.zeros((0, 0), np.float32)
+
+
+def f1_macro(labels: np.ndarray, predicted: np.ndarray, num_classes: int) -> float:
+    scores = []
+    for c in range(num_classes):
+        tp = int(((predicted == c) & (labels == c)).sum())
+        fp = int(((predicted == c) & (labels != c)).sum())
+        fn = int(((predicted != c) & (labels == c)).sum())
+        scores.append(0.0 if tp == 0 else 2 * tp / (2 * tp + fp + fn))
+    return float(np.mean(scores))
+
+
+def measure(onnx_path: Path | bytes, data: LabelledImages, num_classes: int = 2) -> Metrics:
+    predicted = predict(onnx_path, data.images).argmax(1)
+    accuracy = float((predicted == data.labels).mean())
+    return Metrics(accuracy, f1_macro(data.labels, predicted, num_classes), len(data), "onnx-test-split")
+
+
+@dataclass(frozen=True)
+class GateDecision:
+    passed: bool
+    reasons: tuple[str, ...]
+    metrics: Metrics | None
+
+    def summary(self) -> str:
+        return "; ".join(self.reasons)
+
+
+def decide(
+    metrics: Metrics | None,
+    *,
+    min_accuracy: float,
+    served_accuracy: float | None,
+    served_version: int | None,
+) -> GateDecision:
+    """Pure decision, so every branch is testable without a model."""
+    if metrics is None:
+        return GateDecision(
+            False,
+            (
+                "no test metrics: no cached test split (run `make ingest preprocess`) and no MLflow "
+                "test_accuracy on the run (run `make evaluate`)",
+            ),
+            None,
+        )
+    reasons: list[str] = []
+    passed = True
+    if metrics.accuracy < min_accuracy:
+        passed = False
+        reasons.append(f"test accuracy {metrics.accuracy:.4f} is below the floor {min_accuracy:.4f}")
+    else:
+        reasons.append(f"test accuracy {metrics.accuracy:.4f} >= floor {min_accuracy:.4f}")
+    if served_accuracy is not None:
+        if metrics.accuracy < served_accuracy:
+            passed = False
+            reasons.append(
+                f"test accuracy {metrics.accuracy:.4f} is below the served version {served_version}'s "
+                f"{served_accuracy:.4f}"
+            )
+        else:
+            reasons.append(f"not worse than served version {served_version} ({served_accuracy:.4f})")
+    return GateDecision(passed, tuple(reasons), metrics)
+
+
+def mlflow_metrics(run_id: str | None) -> Metrics | None:
+    """The run's logged test metrics (fallback when no cached test split exists)."""
+    if not run_id:
+        return None
+    from mlflow.exceptions import MlflowException
+
+    from export.source import mlflow_client
+
+    try:
+        run = mlflow_client().get_run(run_id)
+    except MlflowException:
+        return None
+    logged = run.data.metrics
+    if "test_accuracy" not in logged:
+        return None
+    return Metrics(
+        float(logged["test_accuracy"]), float(logged.get("test_f1_macro", float("nan"))), 0, "mlflow-run"
+    )

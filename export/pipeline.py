@@ -1,0 +1,192 @@
+"""One export: model → checked ONNX → gates → next version of the canonical and the CPU repository.
+
+Everything is written into a staging folder first and moved into the repository only after every
+check passed, so a failed parity check, gate or variant gate leaves the repositories untouched.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from export import baseline_stats, gate, quantize
+from export import cpu_repository as cpu_repo
+from export.contract import (
+    BASELINE_FILENAME,
+    CONFIG_FILENAME,
+    DEFAULT_CPU_REPOSITORY,
+    DEFAULT_REPOSITORY,
+    LABELS_FILENAME,
+    ONNX_FILENAME,
+    model_dir,
+)
+from export.dataset import DataLocation, LabelledImages, load_split, parity_images, synthetic_images
+from export.metadata import ModelFacts, current_git_sha, labels_text, utc_now, write_onnx_metadata
+from export.onnx_export import export_onnx, verify_contract
+from export.parity import MIN_IMAGES, ParityReport, check_parity
+from export.source import ModelSource
+from export.triton_config import ServingOptions, build_config, write_config
+from export.versions import VersionLog, VersionRecord, next_version, served_version
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExportRequest:
+    repository: Path = DEFAULT_REPOSITORY
+    cpu_repository: Path | None = DEFAULT_CPU_REPOSITORY  # None: do not derive the CPU repository
+    data: DataLocation = field(default_factory=DataLocation)
+    serving: ServingOptions = field(default_factory=ServingOptions)
+    cpu: cpu_repo.CpuOptions = field(default_factory=cpu_repo.CpuOptions)
+    min_accuracy: float = gate.DEFAULT_MIN_ACCURACY
+    force: bool = False
+    int8: bool = False
+    fp16: bool = False
+    parity_images: int = MIN_IMAGES
+    calibration_images: int = 256
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    version: int
+    model_dir: Path
+    onnx_path: Path
+    parity: ParityReport
+    decision: gate.GateDecision
+    variants: dict[str, quantize.VariantReport]
+    cpu_model_dir: Path | None
+
+
+def _facts(source: ModelSource, version: int) -> ModelFacts:
+    meta = source.meta
+    return ModelFacts(
+        class_names=tuple(meta.class_names),
+        image_size=int(meta.image_size),
+        mean=tuple(meta.mean),
+        std=tuple(meta.std),
+        architecture=meta.model_name,
+        mlflow_model_name=source.mlflow_model_name,
+        model_version_mlflow=source.mlflow_version,
+        mlflow_run_id=source.mlflow_run_id,
+        manifest_sha256=meta.manifest_sha256,
+        git_sha=meta.git_sha,
+        export_git_sha=current_git_sha(),
+        triton_model_version=version,
+        exported_at=utc_now(),
+    )
+
+
+def _gate(
+    onnx_path: Path,
+    test: LabelledImages | None,
+    source: ModelSource,
+    req: ExportRequest,
+    mdir: Path,
+    log: VersionLog,
+) -> gate.GateDecision:
+    num_classes = len(source.meta.class_names)
+    metrics = (
+        gate.measure(onnx_path, test, num_classes)
+        if test is not None
+        else gate.mlflow_metrics(source.mlflow_run_id)
+    )
+    served = served_version(mdir, log)
+    record = log.get(served) if served is not None else None
+    served_accuracy = record.test_metrics.get("test_accuracy") if record is not None else None
+    return gate.decide(
+        metrics, min_accuracy=req.min_accuracy, served_accuracy=served_accuracy, served_version=served
+    )
+
+
+def run_export(source: ModelSource, req: ExportRequest, say: Callable[[str], None] = print) -> ExportResult:
+    size = int(source.meta.image_size)
+    class_names = tuple(source.meta.class_names)
+    mdir = model_dir(req.repository)
+    versions = VersionLog.load(mdir)
+    version = next_version(mdir, versions)
+    facts = _facts(source, version)
+    req.repository.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".export-staging-", dir=req.repository.parent))
+    try:
+        vdir = staging / str(version)
+        vdir.mkdir()
+        onnx_path = vdir / ONNX_FILENAME
+        say(f"exporting {source.description} ({facts.architecture}, {size}px) as Triton version {version}")
+        export_onnx(source.model, size, onnx_path)
+        write_onnx_metadata(onnx_path, facts)
+        verify_contract(onnx_path, size)
+
+        checks = parity_images(size, req.parity_images, req.data)
+        parity = check_parity(source.model, onnx_path, checks.images)
+        say(f"{parity} [{checks.source}]")
+
+        test = load_split("test", size, location=req.data, class_names=class_names)
+        decision = _gate(onnx_path, test, source, req, mdir, versions)
+        if not decision.passed and not req.force:
+            raise gate.GateRefusedError(f"promotion gate refused version {version}: {decision.summary()}")
+        say(("gate FORCED: " if not decision.passed else "gate passed: ") + decision.summary())
+
+        variants: dict[str, quantize.VariantReport] = {}
+        variant_data = test if test is not None else checks
+        if req.int8:
+            calibration = load_split(
+                "train", size, location=req.data, class_names=class_names, limit=req.calibration_images
+            )
+            calib = (
+                calibration.images if calibration is not None else synthetic_images(64, size, seed=99).images
+            )
+            quantize.quantize_int8(onnx_path, vdir / quantize.VARIANT_FILES["int8"], calib)
+            variants["int8"] = quantize.gate_variant(
+                "int8", onnx_path, vdir / quantize.VARIANT_FILES["int8"], variant_data
+            )
+            say(f"variant {variants['int8']} [calibrated on {len(calib)} images]")
+        if req.fp16:
+            quantize.convert_fp16(onnx_path, vdir / quantize.VARIANT_FILES["fp16"])
+            variants["fp16"] = quantize.gate_variant(
+                "fp16", onnx_path, vdir / quantize.VARIANT_FILES["fp16"], variant_data
+            )
+            say(f"variant {variants['fp16']}")
+
+        val = load_split("val", size, location=req.data, class_names=class_names) or checks
+        stats = baseline_stats.compute(val, gate.predict(onnx_path, val.images), class_names)
+        baseline_stats.write(stats, vdir / BASELINE_FILENAME)
+
+        config = build_config(facts, req.serving)
+        write_config(config, staging / CONFIG_FILENAME)
+        (staging / LABELS_FILENAME).write_text(labels_text(class_names))
+
+        # Commit: renames within one filesystem; the config's parameters describe the newest version,
+        # so they follow its directory, and the mapping is written last.
+        mdir.mkdir(parents=True, exist_ok=True)
+        final_vdir = mdir / str(version)
+        vdir.rename(final_vdir)
+        (staging / LABELS_FILENAME).replace(mdir / LABELS_FILENAME)
+        (staging / CONFIG_FILENAME).replace(mdir / CONFIG_FILENAME)
+        metrics = decision.metrics
+        versions.put(
+            VersionRecord(
+                triton_version=version,
+                mlflow_model_name=source.mlflow_model_name,
+                mlflow_version=source.mlflow_version,
+                mlflow_run_id=source.mlflow_run_id,
+                source=source.description,
+                exported_at=facts.exported_at,
+                test_metrics=metrics.as_dict() if metrics else {},
+                metrics_source=metrics.source if metrics else "none",
+                variants={name: report.as_dict() for name, report in variants.items()},
+                forced=not decision.passed,
+            )
+        )
+        versions.save()
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+    cpu_dir = None
+    if req.cpu_repository is not None:
+        cpu_dir = cpu_repo.build(mdir, req.cpu_repository, req.cpu)
+    say(
+        f"wrote {final_vdir} (+ {CONFIG_FILENAME}, {LABELS_FILENAME}, versions.json)"
+        + (f"; CPU repository {cpu_dir}" if cpu_dir else "")
+    )
+    return ExportResult(version, mdir, final_vdir / ONNX_FILENAME, parity, decision, variants, cpu_dir)

@@ -1,0 +1,178 @@
+"""``python -m export.rollback`` (``make rollback``): serve the previous model version again.
+
+What it does, in order, and says so:
+1. moves the newest version directory of the canonical repository out of it (into
+   ``artifacts/retired_versions/``, restorable) and marks it rolled back in versions.json;
+2. rewrites the canonical config's ``parameters`` to describe the version now served (read from
+   that version's ONNX metadata), and regenerates the derived CPU repository with its options kept;
+3. moves the MLflow alias ``champion`` back to the MLflow version mapped to the version now served.
+
+A running Triton in explicit model-control mode picks the change up on its next load of the model
+(``POST /v2/repository/models/cats_dogs/load``); ``make up`` / the serving launcher do that.
+Exit codes: 0 rolled back; 1 nothing to roll back to; 3 repository rolled back but the MLflow alias
+could not be moved.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from export.contract import (
+    CONFIG_FILENAME,
+    DEFAULT_CPU_REPOSITORY,
+    DEFAULT_REPOSITORY,
+    DEFAULT_RETIRED_DIR,
+    MODEL_NAME,
+    ONNX_FILENAME,
+    model_dir,
+)
+from export.cpu_repository import CpuOptions
+from export.metadata import read_onnx_metadata, utc_now
+from export.triton_config import read_config, set_parameters, write_config
+from export.versions import VersionLog, VersionRecord, served_version, version_dirs
+from training.registry import CHAMPION, REGISTERED_MODEL_NAME
+
+
+class RollbackError(RuntimeError):
+    """Nothing to roll back to."""
+
+
+@dataclass(frozen=True)
+class RollbackResult:
+    retired_version: int
+    retired_to: Path
+    served_version: int
+    served_record: VersionRecord | None
+    cpu_model_dir: Path | None
+
+
+def cpu_options_from(cpu_model_dir: Path) -> CpuOptions:
+    """The options the existing derived repository was built with, so a rebuild keeps them."""
+    config_path = cpu_model_dir / CONFIG_FILENAME
+    if not config_path.is_file():
+        return CpuOptions()
+    config = read_config(config_path)
+    params = {k: v.string_value for k, v in config.parameters.items()}
+    count = config.instance_group[0].count if config.instance_group else 1
+    return CpuOptions(
+        instance_count=max(count, 1),
+        intra_op_threads=int(params.get("ort_intra_op_threads", "2") or 2),
+        execution_env_path=params.get("EXECUTION_ENV_PATH", ""),
+        variant=params.get("precision", "fp32") or "fp32",
+    )
+
+
+def rollback_repository(
+    repository: Path = DEFAULT_REPOSITORY,
+    cpu_repository: Path | None = DEFAULT_CPU_REPOSITORY,
+    retired_dir: Path = DEFAULT_RETIRED_DIR,
+) -> RollbackResult:
+    from export import cpu_repository as cpu_repo
+
+    mdir = model_dir(repository)
+    log = VersionLog.load(mdir)
+    newest = served_version(mdir, log)
+    if newest is None:
+        raise RollbackError(f"no model version in {mdir}; nothing to roll back")
+    records = {v: log.get(v) for v in version_dirs(mdir)}
+    older = [v for v, r in records.items() if v < newest and (r is None or r.active)]
+    if not older:
+        raise RollbackError(
+            f"version {newest} is the only version in {mdir}; there is no previous version to return to"
+        )
+    previous = older[-1]
+    facts = read_onnx_metadata(mdir / str(previous) / ONNX_FILENAME)
+    cpu_options = cpu_options_from(cpu_repository / MODEL_NAME) if cpu_repository is not None else None
+
+    retired_to = retired_dir / mdir.name / f"{newest}-{utc_now().replace(':', '')}"
+    retired_to.parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(str(mdir / str(newest)), str(retired_to))
+    config = read_config(mdir / CONFIG_FILENAME)
+    set_parameters(config, facts)
+    write_config(config, mdir / CONFIG_FILENAME)
+    record = log.get(newest) or VersionRecord(triton_version=newest)
+    record.rolled_back_at = utc_now()
+    log.put(record)
+    log.save()
+
+    cpu_dir = None
+    if cpu_repository is not None:
+        cpu_dir = cpu_repo.build(mdir, cpu_repository, cpu_options)
+    return RollbackResult(newest, retired_to, previous, log.get(previous), cpu_dir)
+
+
+def move_champion(record: VersionRecord | None, alias: str = CHAMPION) -> str:
+    """Point ``alias`` at the MLflow version mapped to ``record``; returns what was done."""
+    if record is None or not record.mlflow_version:
+        return f"MLflow alias {alias!r} left as it is: the version now served has no MLflow version recorded"
+    from export.source import mlflow_client
+
+    name = record.mlflow_model_name or REGISTERED_MODEL_NAME
+    client = mlflow_client()
+    try:
+        before = client.get_model_version_by_alias(name, alias).version
+    except Exception:  # no such alias yet: moving it is still right
+        before = None
+    client.set_registered_model_alias(name, alias, record.mlflow_version)
+    return f"MLflow alias {alias!r} of {name!r}: version {before} → {record.mlflow_version}"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m export.rollback",
+        description="Retire the newest model version so Triton serves the previous one again, "
+        "and move the MLflow 'champion' alias back.",
+    )
+    p.add_argument(
+        "--repository", type=Path, default=DEFAULT_REPOSITORY, help="canonical Triton repository root"
+    )
+    p.add_argument(
+        "--cpu-repository",
+        type=Path,
+        default=DEFAULT_CPU_REPOSITORY,
+        help="derived CPU repository root to regenerate",
+    )
+    p.add_argument("--no-cpu-repository", action="store_true", help="leave the derived CPU repository alone")
+    p.add_argument(
+        "--retired-dir", type=Path, default=DEFAULT_RETIRED_DIR, help="where retired versions are moved"
+    )
+    p.add_argument("--no-mlflow", action="store_true", help="do not move the MLflow champion alias")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        result = rollback_repository(
+            args.repository, None if args.no_cpu_repository else args.cpu_repository, args.retired_dir
+        )
+    except RollbackError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    record = result.served_record
+    origin = (
+        f" (MLflow {record.mlflow_model_name} v{record.mlflow_version})"
+        if record and record.mlflow_version
+        else ""
+    )
+    print(f"rolled back: Triton version {result.retired_version} retired to {result.retired_to}")
+    print(f"now served: Triton version {result.served_version}{origin}")
+    if result.cpu_model_dir is not None:
+        print(f"regenerated CPU repository {result.cpu_model_dir}")
+    if args.no_mlflow:
+        print("MLflow alias left as it is (--no-mlflow)")
+        return 0
+    try:
+        print(move_champion(record))
+    except Exception as exc:  # the repository is already rolled back; say exactly what is left to do
+        print(f"error: could not move the MLflow alias: {exc}", file=sys.stderr)
+        return 3
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,47 @@
+"""Fixtures for the export tests (helpers in export_helpers.py)."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+# --import-mode=importlib leaves sys.path alone; the tests here share one helper module.
+sys.path.insert(0, str(Path(__file__).parent))
+from export_helpers import Models, meta, trained_model, untrained_model, write_dataset
+
+from export.dataset import DataLocation
+from training.checkpoint import save_checkpoint
+
+
+@pytest.fixture(scope="session")
+def models(tmp_path_factory: pytest.TempPathFactory) -> Models:
+    root = tmp_path_factory.mktemp("checkpoints")
+    trained, untrained = trained_model(), untrained_model(1)
+    return Models(
+        trained,
+        untrained,
+        save_checkpoint(root / "trained.pt", trained, meta()),
+        save_checkpoint(root / "untrained.pt", untrained, meta()),
+    )
+
+
+@pytest.fixture(scope="session")
+def dataset(tmp_path_factory: pytest.TempPathFactory) -> DataLocation:
+    return write_dataset(tmp_path_factory.mktemp("data"), {"train": 96, "val": 64, "test": 128})
+
+
+@pytest.fixture
+def no_data(tmp_path: Path) -> DataLocation:
+    return DataLocation(manifest=tmp_path / "absent.csv", cache_dir=tmp_path / "absent-cache")
+
+
+@pytest.fixture
+def mlflow_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A private sqlite MLflow store for one test."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setenv("MLFLOW_ARTIFACT_ROOT", (tmp_path / "mlartifacts").as_uri())
+    yield uri
