@@ -29,15 +29,26 @@ def free_port() -> int:
 
 
 def tiny_classifier() -> torch.nn.Module:
-    """A seeded, untrained network; the head is scaled up so predictions are decisive, not ~0.5."""
+    """A seeded, untrained network whose answers are decisive and split between both classes.
+
+    The head is scaled up (probabilities far from 0.5) and its bias centred on the median logit gap
+    of a set of synthetic photos, so parity tests see both classes and no coin flips.
+    """
     from training.models import PetClassifier, get_model
+    from training.transforms import EvalTransform
 
     torch.manual_seed(0)
-    model = PetClassifier(get_model("simple_cnn", width=8))
+    model = PetClassifier(get_model("simple_cnn", width=8)).eval()
+    transform = EvalTransform(image_size=IMAGE_SIZE)
+    calibration = torch.from_numpy(np.stack([transform(photo(1000 + i)) for i in range(32)]))
     with torch.no_grad():
         head = model.network.head[-1]
         head.weight.mul_(40.0)
-    return model.eval()
+        head.bias.mul_(40.0)
+        logits = model(calibration)
+        gap = (logits[:, 1] - logits[:, 0]).median()
+        head.bias[1] -= gap
+    return model
 
 
 def build_repositories(root: Path, classifier: torch.nn.Module, version: int = 1) -> Path:
