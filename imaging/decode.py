@@ -126,17 +126,19 @@ def decode_image(
 
 def to_rgb(img: Image.Image) -> Image.Image:
     """Any Pillow mode → 8-bit RGB; transparency is composited over white."""
-    if img.mode == "RGB":
+    if img.mode == "RGB" and "transparency" not in img.info:
         return img
     if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
         # Pillow's own I→L conversion clips at 255 instead of rescaling 16-bit data.
         arr = np.asarray(img, dtype=np.float64)
-        scale = 257.0 if arr.max(initial=0) > 255 else 1.0
+        # I;16 is 16-bit by definition (a dark photo must stay dark); for 32-bit I/F the range
+        # is unknown, so only values beyond 8 bits show that they are 16-bit.
+        sixteen_bit = img.mode.startswith("I;16") or arr.max(initial=0) > 255
+        scale = 257.0 if sixteen_bit else 1.0
         grey = np.clip(np.round(arr / scale), 0, 255).astype(np.uint8)
         return Image.fromarray(grey, "L").convert("RGB")
-    has_alpha = img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (
-        img.mode == "P" and "transparency" in img.info
-    )
+    # A tRNS chunk gives P, L and RGB images transparency without an alpha band.
+    has_alpha = img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in img.info
     if has_alpha:
         rgba = img.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (*_BACKGROUND, 255))
