@@ -13,6 +13,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 # Multipart boundaries and headers around the file bytes.
 _MULTIPART_OVERHEAD = 64 * 1024
+# An oversized body is read and thrown away (no memory, no disk) up to this much, so the client gets
+# its 413 instead of a reset connection mid-upload; beyond it the connection is simply closed.
+_DRAIN_LIMIT = 256 * 1024 * 1024
 
 
 class UploadLimitMiddleware:
@@ -29,6 +32,8 @@ class UploadLimitMiddleware:
             length = _content_length(scope)
             if limit is not None and length is not None and length > limit + _MULTIPART_OVERHEAD:
                 self.on_reject()
+                if length <= _DRAIN_LIMIT:
+                    await _drain(receive)
                 body = json.dumps(
                     {"error": "too_large", "detail": f"request body of {length} bytes exceeds {limit} bytes"}
                 ).encode()
@@ -46,6 +51,13 @@ class UploadLimitMiddleware:
                 await send({"type": "http.response.body", "body": body})
                 return
         await self.app(scope, receive, send)
+
+
+async def _drain(receive: Receive) -> None:
+    while True:
+        message = await receive()
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            return
 
 
 def _content_length(scope: Scope) -> int | None:

@@ -1,0 +1,77 @@
+"""Deadlines, the in-flight limit and the prediction log, on the real stack (Triton + uvicorn)."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+
+import httpx
+import pytest
+import structlog
+from gateway_helpers import GatewayServer, gateway_settings, photo, wait_ready
+from PIL import Image
+
+from gateway.logging_setup import configure_logging
+
+pytestmark = [pytest.mark.triton, pytest.mark.slow]
+
+
+def test_a_request_past_its_deadline_gets_504(triton) -> None:  # type: ignore[no-untyped-def]
+    settings = gateway_settings(triton.grpc_url, request_timeout_s=1e-6)
+    with GatewayServer(settings) as server, httpx.Client(base_url=server.url, timeout=30) as http:
+        wait_ready(http)
+        response = http.post("/predict", files={"file": ("a.jpg", photo(1))})
+        assert response.status_code == 504, response.text
+        assert response.json()["error"] == "timeout"
+        assert 'prediction_errors_total{error_type="timeout"} 1.0' in http.get("/metrics").text
+
+
+def test_the_in_flight_limit_answers_429_and_the_rest_succeed(triton) -> None:  # type: ignore[no-untyped-def]
+    settings = gateway_settings(triton.grpc_url, max_in_flight=1, decode_threads=1)
+    data = photo(3, size=(1600, 1200))  # slow enough to decode that concurrent requests overlap
+
+    async def burst(url: str) -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=url, timeout=60) as http:
+            return await asyncio.gather(
+                *(http.post("/predict", files={"file": ("a.jpg", data)}) for _ in range(12))
+            )
+
+    with GatewayServer(settings) as server, httpx.Client(base_url=server.url, timeout=30) as http:
+        wait_ready(http)
+        responses = asyncio.run(burst(server.url))
+    statuses = [r.status_code for r in responses]
+    assert set(statuses) <= {200, 429}, statuses
+    assert 200 in statuses and 429 in statuses, statuses
+    refused = next(r for r in responses if r.status_code == 429)
+    assert refused.headers["retry-after"] == "1"
+    assert refused.json()["error"] == "overloaded"
+
+
+def test_prediction_log_is_json_without_image_data(triton, capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
+    configure_logging("INFO")
+    try:
+        settings = gateway_settings(triton.grpc_url)
+        # A JPEG carrying EXIF GPS data: none of it may reach the log.
+        exif = Image.Exif()
+        exif[0x8825] = {2: (52.0, 31.0, 12.0), 1: "N"}
+        buf = io.BytesIO()
+        Image.open(io.BytesIO(photo(9))).save(buf, "JPEG", exif=exif)
+        with GatewayServer(settings) as server, httpx.Client(base_url=server.url, timeout=30) as http:
+            wait_ready(http)
+            capsys.readouterr()
+            body = http.post("/predict", files={"file": ("gps.jpg", buf.getvalue())}).json()
+        out = capsys.readouterr().out
+    finally:
+        structlog.reset_defaults()
+    events = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    completed = [e for e in events if e["event"] == "prediction_completed"]
+    assert len(completed) == 1
+    entry = completed[0]
+    assert entry["request_id"] == body["request_id"]
+    assert entry["predicted_class"] == body["predicted_class"]
+    assert entry["model_version"] == "1"
+    assert entry["image_bytes"] == len(buf.getvalue())
+    assert len(entry["image_sha256"]) == 16
+    assert {"confidence", "processing_time_ms", "timestamp", "level"} <= set(entry)
+    assert "GPS" not in out and "52.0" not in out and "exif" not in out.lower()
