@@ -14,7 +14,9 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-RUN_DIR = Path("run")
+# Anchored at the checkout, so every entry point finds the same files whatever the working directory.
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+RUN_DIR = PROJECT_ROOT / "run"
 
 
 def write_pid(pid_file: Path, pid: int) -> None:

@@ -17,11 +17,18 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from serving.processes import RUN_DIR, read_pid, stop_by_pid_file, wait_http_ok, write_pid
+from serving.processes import (
+    PROJECT_ROOT,
+    RUN_DIR,
+    read_pid,
+    stop_by_pid_file,
+    wait_http_ok,
+    write_pid,
+)
 
-DEFAULT_REPOSITORY = Path("build/model_repository_cpu")
-DEFAULT_BACKEND_VENV = Path(".venv-triton")
-DEFAULT_BACKENDS_DIR = Path("build/triton_backends")
+DEFAULT_REPOSITORY = PROJECT_ROOT / "build" / "model_repository_cpu"
+DEFAULT_BACKEND_VENV = PROJECT_ROOT / ".venv-triton"
+DEFAULT_BACKENDS_DIR = PROJECT_ROOT / "build" / "triton_backends"
 DEFAULT_MODEL = "cats_dogs"
 # The gateway owns 8000; Triton's own HTTP port moves aside, gRPC and metrics keep Triton's defaults.
 DEFAULT_HTTP_PORT = 8010

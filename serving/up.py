@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from serving.gateway_process import GatewayOptions, start_gateway
-from serving.processes import read_pid
+from serving.processes import PROJECT_ROOT, RUN_DIR, read_pid
 from serving.triton import DEFAULT_MODEL, DEFAULT_REPOSITORY, TritonLauncher, TritonOptions
 
-DEFAULT_QUICK_CONFIG = Path("configs/quick.yaml")
+DEFAULT_QUICK_CONFIG = PROJECT_ROOT / "configs" / "quick.yaml"
 
 
 def exported_versions(repository: Path, model: str) -> list[int]:
@@ -47,7 +47,7 @@ def run_pipeline(source: str, config: Path) -> None:
     for name, command in pipeline_steps(source, config):
         print(f"==> {name}: {' '.join(command[1:])}", flush=True)
         started = time.monotonic()
-        result = subprocess.run(command, check=False)
+        result = subprocess.run(command, check=False, cwd=PROJECT_ROOT)
         if result.returncode != 0:
             raise RuntimeError(f"step '{name}' failed (exit {result.returncode}); see its output above")
         print(f"    {name} done in {time.monotonic() - started:.0f} s", flush=True)
@@ -90,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--triton-grpc-port", type=int, default=8001, help="Triton gRPC port")
     parser.add_argument("--triton-http-port", type=int, default=8010, help="Triton HTTP port")
     parser.add_argument("--triton-metrics-port", type=int, default=8002, help="Triton metrics port")
+    parser.add_argument("--run-dir", type=Path, default=RUN_DIR, help="where PID files and logs go")
     return parser
 
 
@@ -121,6 +122,8 @@ def main(argv: list[str] | None = None) -> int:
             grpc_port=args.triton_grpc_port,
             http_port=args.triton_http_port,
             metrics_port=args.triton_metrics_port,
+            log_file=args.run_dir / "triton.log",
+            pid_file=args.run_dir / "triton.pid",
         )
         launcher = TritonLauncher(triton)
         running = read_pid(triton.pid_file)
@@ -129,7 +132,13 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print("==> starting Triton", flush=True)
             launcher.start()
-        gateway = GatewayOptions(port=args.port, triton_url=triton.grpc_url, model_name=args.model)
+        gateway = GatewayOptions(
+            port=args.port,
+            triton_url=triton.grpc_url,
+            model_name=args.model,
+            log_file=args.run_dir / "gateway.log",
+            pid_file=args.run_dir / "gateway.pid",
+        )
         running = read_pid(gateway.pid_file)
         if running is not None:
             print(f"==> gateway already running (pid {running}); reusing it")
@@ -147,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Model           {model.get('name')} version {model.get('version')} (Triton)")
     print(f"Came from       {describe_origin(model.get('parameters') or {})}")
     print(f"Triton          gRPC {triton.grpc_url}, HTTP {triton.http_url}, metrics {triton.metrics_url}")
-    print("Logs            run/triton.log, run/gateway.log")
+    print(f"Logs            {triton.log_file}, {gateway.log_file}")
     print("Try             make smoke-test   ·   stop with: make stop")
     return 0
 

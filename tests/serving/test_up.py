@@ -1,0 +1,92 @@
+"""make up / make stop: an exported model is served by Triton + gateway in the background, then stopped."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from serving.processes import PROJECT_ROOT, is_running
+from serving.up import describe_origin, exported_versions, pipeline_steps
+
+
+def test_exported_versions(tmp_path: Path, trivial_repository: Path) -> None:
+    assert exported_versions(tmp_path / "nowhere", "cats_dogs") == []
+    (trivial_repository / "cats_dogs" / "10").mkdir()
+    assert exported_versions(trivial_repository, "cats_dogs") == [1, 10]
+
+
+def test_pipeline_runs_every_stage_in_order_with_the_quick_config() -> None:
+    steps = pipeline_steps("/photos", Path("configs/quick.yaml"))
+    assert [name for name, _ in steps] == ["ingest", "preprocess", "train", "evaluate", "export"]
+    ingest, train = steps[0][1], steps[2][1]
+    assert ingest[-2:] == ["--source", "/photos"]
+    assert train[-2:] == ["--config", "configs/quick.yaml"]
+    assert all(command[0] == sys.executable for _, command in steps)
+
+
+def test_origin_names_the_registry_version() -> None:
+    text = describe_origin({"mlflow_model_name": "cats-dogs-classifier", "model_version_mlflow": "3"})
+    assert "cats-dogs-classifier version 3" in text
+
+
+@pytest.mark.triton
+@pytest.mark.slow
+def test_up_serves_an_exported_model_and_stop_stops_it(
+    tmp_path: Path, trivial_repository: Path, ports: dict[str, int]
+) -> None:
+    run_dir = tmp_path / "run"
+    up = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "serving.up",
+            "--repository",
+            str(trivial_repository),
+            "--port",
+            str(ports["gateway"]),
+            "--triton-grpc-port",
+            str(ports["grpc"]),
+            "--triton-http-port",
+            str(ports["http"]),
+            "--triton-metrics-port",
+            str(ports["metrics"]),
+            "--run-dir",
+            str(run_dir),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        cwd=PROJECT_ROOT,
+    )
+    pids = [
+        int((run_dir / f"{name}.pid").read_text())
+        for name in ("gateway", "triton")
+        if (run_dir / f"{name}.pid").exists()
+    ]
+    try:
+        assert up.returncode == 0, up.stdout + up.stderr
+        assert "using the exported model" in up.stdout  # no training: a model was already exported
+        assert f"Serving at      http://127.0.0.1:{ports['gateway']}" in up.stdout
+        assert "cats_dogs version 1" in up.stdout
+        assert "trivial-test-model" in up.stdout  # where the model came from
+        assert len(pids) == 2 and all(is_running(p) for p in pids)
+        with urllib.request.urlopen(
+            f"http://127.0.0.1:{ports['gateway']}/health/ready", timeout=10
+        ) as response:
+            assert json.loads(response.read())["model_version"] == "1"
+    finally:
+        stop = subprocess.run(
+            [sys.executable, "-m", "serving.stop", "--run-dir", str(run_dir)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=PROJECT_ROOT,
+        )
+    assert stop.returncode == 0
+    assert "gateway: stopped" in stop.stdout and "triton: stopped" in stop.stdout, stop.stdout
+    assert not any(is_running(p) for p in pids)
