@@ -79,7 +79,7 @@ def _add_download_args(parser: argparse.ArgumentParser) -> None:
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m training.data", description=__doc__.splitlines()[0])
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, help="step to run")
 
     dl = sub.add_parser(
         "download", help="fetch and extract the Microsoft PetImages archive (resumable, verified)"
