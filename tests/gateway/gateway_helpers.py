@@ -20,6 +20,7 @@ from gateway import Settings, create_app
 
 IMAGE_SIZE = 64  # small: the contract is the same at any size, and tests stay fast on 2 cores
 MAX_BATCH = 8
+QUEUE_SIZE = 4
 
 
 def free_port() -> int:
@@ -74,7 +75,14 @@ def build_repositories(root: Path, classifier: torch.nn.Module, version: int = 1
         triton_model_version=version,
     )
     config = build_config(
-        facts, ServingOptions(max_batch_size=MAX_BATCH, preferred_batch_sizes=(4, 8), max_queue_delay_us=1000)
+        facts,
+        ServingOptions(
+            max_batch_size=MAX_BATCH,
+            preferred_batch_sizes=(4, 8),
+            max_queue_delay_us=1000,
+            # Small, so a burst can overflow Triton's queue and the 429 path is tested for real.
+            max_queue_size=QUEUE_SIZE,
+        ),
     )
     write_config(config, canonical / CONFIG_FILENAME)
     (canonical / LABELS_FILENAME).write_text(labels_text(CLASS_NAMES))
