@@ -6,7 +6,6 @@ calibration and baseline statistics measure the served input, not a re-implement
 
 from __future__ import annotations
 
-import csv
 import io
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from imaging import load_for_model
+from training.data import cache_path, load_manifest
 from training.registry import PROJECT_ROOT
 from training.transforms import CLASS_NAMES
 
@@ -43,23 +43,8 @@ class DataLocation:
 
 
 def _manifest_rows(manifest: Path) -> list[dict[str, str]]:
-    try:
-        from training.data import load_manifest  # the data engineer's reader, when present
-    except ImportError:
-        with manifest.open(newline="") as fh:
-            return list(csv.DictReader(fh))
-    frame = load_manifest(manifest)
-    if hasattr(frame, "to_dict"):
-        return [{k: str(v) for k, v in row.items()} for row in frame.to_dict("records")]
-    return [dict(r) for r in frame]
-
-
-def _cache_file(cache_dir: Path, image_size: int, sha256: str) -> Path:
-    try:
-        from training.data import cache_path
-    except ImportError:
-        return cache_dir / str(image_size) / f"{sha256}.npy"
-    return Path(cache_path(cache_dir, image_size, sha256))
+    frame = load_manifest(manifest)  # validates columns, labels and splits
+    return [{k: str(v) for k, v in row.items()} for row in frame.to_dict("records")]
 
 
 def load_split(
@@ -81,7 +66,7 @@ def load_split(
     for row in rows:
         if limit is not None and len(images) >= limit:
             break
-        path = _cache_file(loc.cache_dir, image_size, row["sha256"])
+        path = cache_path(loc.cache_dir, image_size, row["sha256"])
         if not path.is_file() or row["label"] not in class_names:
             continue
         array = np.load(path)

@@ -10,9 +10,11 @@ import pytest
 
 # --import-mode=importlib leaves sys.path alone; the tests here share one helper module.
 sys.path.insert(0, str(Path(__file__).parent))
-from export_helpers import Models, meta, trained_model, untrained_model, write_dataset
+from export_helpers import Models, meta, source, trained_model, untrained_model, write_dataset
 
+from export.cpu_repository import CpuOptions
 from export.dataset import DataLocation
+from export.pipeline import ExportRequest, ExportResult, run_export
 from training.checkpoint import save_checkpoint
 
 
@@ -45,3 +47,17 @@ def mlflow_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[st
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     monkeypatch.setenv("MLFLOW_ARTIFACT_ROOT", (tmp_path / "mlartifacts").as_uri())
     yield uri
+
+
+@pytest.fixture(scope="session")
+def exported(tmp_path_factory: pytest.TempPathFactory, models: Models, dataset: DataLocation) -> ExportResult:
+    """One full export of the trained tiny model (with the INT8 variant) shared by read-only tests."""
+    root = tmp_path_factory.mktemp("exported")
+    request = ExportRequest(
+        repository=root / "model_repository",
+        cpu_repository=root / "model_repository_cpu",
+        data=dataset,
+        int8=True,
+        cpu=CpuOptions(intra_op_threads=1),
+    )
+    return run_export(source(models.trained), request, say=lambda _: None)

@@ -1,0 +1,126 @@
+"""Promotion gate, version numbering and the Triton ↔ MLflow mapping; failures write nothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from export_helpers import Models, register, source
+
+from export import gate
+from export.cli import default_min_accuracy, main
+from export.cpu_repository import CpuOptions
+from export.dataset import DataLocation
+from export.pipeline import ExportRequest, run_export
+from export.triton_config import read_config
+from export.versions import VersionLog, version_dirs
+
+
+def _request(root: Path, data: DataLocation, **kw: object) -> ExportRequest:
+    return ExportRequest(
+        repository=root / "repo",
+        cpu_repository=root / "cpu",
+        data=data,
+        cpu=CpuOptions(intra_op_threads=1),
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+def _snapshot(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_decide_branches() -> None:
+    good = gate.Metrics(0.95, 0.95, 100, "onnx-test-split")
+    assert gate.decide(good, min_accuracy=0.8, served_accuracy=None, served_version=None).passed
+    assert gate.decide(good, min_accuracy=0.8, served_accuracy=0.95, served_version=1).passed
+    below_floor = gate.decide(good, min_accuracy=0.96, served_accuracy=None, served_version=None)
+    assert not below_floor.passed and "below the floor" in below_floor.summary()
+    worse = gate.decide(good, min_accuracy=0.8, served_accuracy=0.97, served_version=3)
+    assert not worse.passed and "below the served version 3's 0.9700" in worse.summary()
+    none = gate.decide(None, min_accuracy=0.8, served_accuracy=None, served_version=None)
+    assert not none.passed and "no test metrics" in none.summary()
+
+
+def test_f1_macro() -> None:
+    import numpy as np
+
+    labels = np.array([0, 0, 1, 1])
+    assert gate.f1_macro(labels, labels, 2) == 1.0
+    assert gate.f1_macro(labels, np.array([0, 0, 0, 0]), 2) == pytest.approx((2 / 3 + 0) / 2)
+
+
+def test_versions_increment_and_map_to_mlflow(tmp_path: Path, models: Models, dataset: DataLocation) -> None:
+    req = _request(tmp_path, dataset)
+    first = run_export(source(models.trained), req, say=lambda _: None)
+    second = run_export(
+        source(models.trained, "alias:champion"),
+        req,
+        say=lambda _: None,
+    )
+    assert (first.version, second.version) == (1, 2)
+    assert version_dirs(req.repository / "cats_dogs") == [1, 2]
+    assert version_dirs(tmp_path / "cpu" / "cats_dogs") == [1, 2]
+    log = VersionLog.load(req.repository / "cats_dogs")
+    assert [r.triton_version for r in log.records] == [1, 2]
+    assert log.records[1].source == "alias:champion" and log.records[1].metrics_source == "onnx-test-split"
+    assert (
+        log.records[1].test_metrics["test_accuracy"] >= 0.9
+        and log.records[1].test_metrics["test_images"] == 128
+    )
+    config = read_config(req.repository / "cats_dogs" / "config.pbtxt")
+    assert config.parameters["triton_model_version"].string_value == "2"
+
+
+def test_gate_refuses_a_worse_model_and_writes_nothing(
+    tmp_path: Path, models: Models, dataset: DataLocation
+) -> None:
+    req = _request(tmp_path, dataset)
+    run_export(source(models.trained), req, say=lambda _: None)
+    before = _snapshot(tmp_path)
+    with pytest.raises(gate.GateRefusedError, match="below the floor"):
+        run_export(source(models.untrained), req, say=lambda _: None)
+    # Even with a floor of 0 it is refused: it is worse than the served version.
+    with pytest.raises(gate.GateRefusedError, match="below the served version 1"):
+        run_export(
+            source(models.untrained), _request(tmp_path, dataset, min_accuracy=0.0), say=lambda _: None
+        )
+    assert _snapshot(tmp_path) == before
+    assert not list(tmp_path.glob(".export-staging-*"))
+    forced = run_export(source(models.untrained), _request(tmp_path, dataset, force=True), say=lambda _: None)
+    assert forced.version == 2 and VersionLog.load(req.repository / "cats_dogs").records[1].forced
+
+
+@pytest.mark.slow
+def test_cli_gate_exit_code_and_mlflow_fallback(
+    tmp_path: Path, models: Models, mlflow_store: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No cached test split: the gate falls back to the run's logged test_accuracy, via the CLI."""
+    register(models.untrained_ckpt, aliases=("champion",), metrics={"test_accuracy": 0.55})
+    args = ["--repository", str(tmp_path / "repo"), "--cpu-repository", str(tmp_path / "cpu")]
+    args += ["--manifest", str(tmp_path / "none.csv"), "--cache-dir", str(tmp_path / "none")]
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert "test accuracy 0.5500 is below the floor 0.8000" in err and "nothing was written" in err
+    assert not (tmp_path / "repo" / "cats_dogs").exists() and not (tmp_path / "cpu").exists()
+    assert main([*args, "--min-accuracy", "0.5"]) == 0
+    record = VersionLog.load(tmp_path / "repo" / "cats_dogs").records[0]
+    assert (record.mlflow_version, record.metrics_source) == ("1", "mlflow-run")
+    assert record.test_metrics["test_accuracy"] == 0.55
+
+
+def test_no_metrics_at_all_is_refused_unless_forced(
+    tmp_path: Path, models: Models, no_data: DataLocation
+) -> None:
+    with pytest.raises(gate.GateRefusedError, match="no test metrics"):
+        run_export(source(models.trained), _request(tmp_path, no_data), say=lambda _: None)
+    result = run_export(source(models.trained), _request(tmp_path, no_data, force=True), say=lambda _: None)
+    assert result.version == 1 and not result.decision.passed
+
+
+def test_floor_comes_from_params_yaml(tmp_path: Path) -> None:
+    params = tmp_path / "params.yaml"
+    params.write_text("train:\n  epochs: 3\nexport:\n  min_accuracy: 0.9\n")
+    assert default_min_accuracy(params) == 0.9
+    params.write_text("train:\n  epochs: 3\n")
+    assert default_min_accuracy(params) == gate.DEFAULT_MIN_ACCURACY

@@ -1,0 +1,88 @@
+"""make rollback: the previous version is served again, in both repositories and in MLflow."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from export_helpers import Models, register, source
+
+from export.cpu_repository import CpuOptions
+from export.dataset import DataLocation
+from export.pipeline import ExportRequest, run_export
+from export.rollback import main
+from export.source import from_alias, mlflow_client
+from export.triton_config import read_config
+from export.versions import VersionLog, version_dirs
+from training.registry import REGISTERED_MODEL_NAME
+
+
+@pytest.mark.slow
+def test_rollback_returns_to_the_previous_version(
+    tmp_path: Path,
+    models: Models,
+    dataset: DataLocation,
+    mlflow_store: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    register(models.untrained_ckpt, aliases=("champion",))
+    first = from_alias("champion")
+    register(models.trained_ckpt, aliases=("champion",))
+    second = from_alias("champion")
+    req = ExportRequest(
+        repository=tmp_path / "repo",
+        cpu_repository=tmp_path / "cpu",
+        data=dataset,
+        cpu=CpuOptions(intra_op_threads=3),
+        force=True,  # the untrained v1 would fail the floor; this test is about rollback
+    )
+    run_export(first, req, say=lambda _: None)
+    run_export(second, req, say=lambda _: None)
+    args = ["--repository", str(tmp_path / "repo"), "--cpu-repository", str(tmp_path / "cpu")]
+    args += ["--retired-dir", str(tmp_path / "retired")]
+
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "Triton version 2 retired" in out and "now served: Triton version 1 (MLflow" in out
+    assert "version 2 → 1" in out
+    mdir, cpu_dir = tmp_path / "repo" / "cats_dogs", tmp_path / "cpu" / "cats_dogs"
+    assert version_dirs(mdir) == [1] and version_dirs(cpu_dir) == [1]
+    assert len(list((tmp_path / "retired" / "cats_dogs").iterdir())) == 1
+    for config in (read_config(mdir / "config.pbtxt"), read_config(cpu_dir / "config.pbtxt")):
+        assert config.parameters["triton_model_version"].string_value == "1"
+        assert config.parameters["model_version_mlflow"].string_value == "1"
+    assert read_config(cpu_dir / "config.pbtxt").parameters["ort_intra_op_threads"].string_value == "3"
+    log = VersionLog.load(mdir)
+    assert log.get(2) is not None and log.get(2).rolled_back_at is not None  # type: ignore[union-attr]
+    assert str(mlflow_client().get_model_version_by_alias(REGISTERED_MODEL_NAME, "champion").version) == "1"
+
+    # Nothing older than version 1: refused, nothing changed.
+    assert main(args) == 1
+    assert "only version" in capsys.readouterr().err
+    assert version_dirs(mdir) == [1]
+    # A new export never reuses the retired number.
+    assert run_export(second, req, say=lambda _: None).version == 3
+
+
+def test_rollback_of_an_empty_repository_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["--repository", str(tmp_path), "--no-cpu-repository", "--no-mlflow"]) == 1
+    assert "nothing to roll back" in capsys.readouterr().err
+
+
+def test_rollback_without_mlflow_origin_leaves_alias(
+    tmp_path: Path, models: Models, dataset: DataLocation, capsys: pytest.CaptureFixture[str]
+) -> None:
+    req = ExportRequest(repository=tmp_path / "repo", cpu_repository=None, data=dataset, force=True)
+    run_export(source(models.trained), req, say=lambda _: None)
+    run_export(source(models.trained), req, say=lambda _: None)
+    args = [
+        "--repository",
+        str(tmp_path / "repo"),
+        "--no-cpu-repository",
+        "--retired-dir",
+        str(tmp_path / "r"),
+    ]
+    assert main(args) == 0
+    assert "left as it is" in capsys.readouterr().out
