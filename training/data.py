@@ -7,6 +7,7 @@ Also the import point for the data contract used by training:
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -156,7 +157,13 @@ def _download(args: argparse.Namespace) -> Path:
 
 def _ingest(args: argparse.Namespace) -> int:
     if args.source == "synthetic":
-        folder = generate_synthetic(args.synthetic_dir, args.synthetic_count, seed=args.synthetic_seed)
+        folder = generate_synthetic(
+            args.synthetic_dir,
+            args.synthetic_count,
+            seed=args.synthetic_seed,
+            workers=args.workers or os.cpu_count() or 1,
+            progress=not args.quiet,
+        )
         print(f"synthetic source: {args.synthetic_count} images per class in {folder}")
     elif args.source == "download":
         folder = args.extract_to

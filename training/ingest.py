@@ -10,24 +10,20 @@ import hashlib
 import os
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
 
 import pandas as pd
-from tqdm import tqdm
 
 from imaging import DecodeLimits, ImageError, decode_image
 from training.manifest import MANIFEST_COLUMNS, REJECT_COLUMNS, SPLITS, split_for, write_table
+from training.parallel import parallel_map
 from training.sources import Source
 
 # Training data may be larger than a public upload (the gateway's 10 MB cap), but a pixel cap
 # still keeps a decompression bomb from exhausting memory. Preprocess decodes with the same limits.
 INGEST_LIMITS = DecodeLimits(max_bytes=64 * 1024 * 1024, max_pixels=50_000_000)
-# Below this many files a process pool costs more to start than it saves.
-_POOL_THRESHOLD = 64
 
 _EXTENSION_FORMATS: dict[str, str] = {
     ".jpg": "JPEG",
@@ -38,9 +34,6 @@ _EXTENSION_FORMATS: dict[str, str] = {
     ".bmp": "BMP",
     ".webp": "WEBP",
 }
-
-T = TypeVar("T")
-R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -136,19 +129,6 @@ def inspect_file(
 
 def _inspect_task(task: tuple[Path, str, int, DecodeLimits]) -> Accepted | Rejected:
     return inspect_file(*task)
-
-
-def parallel_map(
-    fn: Callable[[T], R], items: list[T], *, workers: int, desc: str, progress: bool = True
-) -> Iterator[R]:
-    """``map`` over a process pool (in order) with a progress bar; in-process for small inputs."""
-    bar_opts = {"total": len(items), "desc": desc, "unit": "img", "disable": not progress, "mininterval": 0.5}
-    if workers <= 1 or len(items) < _POOL_THRESHOLD:
-        yield from tqdm((fn(item) for item in items), **bar_opts)
-        return
-    chunksize = max(1, min(64, len(items) // (workers * 8)))
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        yield from tqdm(pool.map(fn, items, chunksize=chunksize), **bar_opts)
 
 
 def _deduplicate(accepted: Iterable[Accepted]) -> tuple[list[Accepted], list[Rejected]]:

@@ -17,8 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from imaging import DecodeLimits, ImageError, load_for_model
-from training.ingest import INGEST_LIMITS, parallel_map
+from training.ingest import INGEST_LIMITS
 from training.manifest import cache_path, load_manifest
+from training.parallel import parallel_map
 
 
 @dataclass(frozen=True)

@@ -14,12 +14,17 @@ byte for byte and growing ``n_per_class`` only appends files.
 from __future__ import annotations
 
 import argparse
+import json
 import math
+import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
+
+from training.parallel import parallel_map
 
 CLASSES: tuple[str, ...] = ("cat", "dog")
 
@@ -71,13 +76,17 @@ def _background(rng: np.random.Generator, width: int, height: int) -> np.ndarray
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
-def _transform(points: list[tuple[float, float]], cx: float, cy: float, scale: float, rot: float):
+def _transform(
+    points: list[tuple[float, float]], cx: float, cy: float, scale: float, rot: float
+) -> list[tuple[float, float]]:
     """Face-local coordinates (head radius 1, y down) → canvas coordinates."""
     cos, sin = math.cos(rot), math.sin(rot)
     return [(cx + scale * (x * cos - y * sin), cy + scale * (x * sin + y * cos)) for x, y in points]
 
 
-def _ellipse(cx: float, cy: float, rx: float, ry: float, tilt: float, n: int = 24):
+def _ellipse(
+    cx: float, cy: float, rx: float, ry: float, tilt: float, n: int = 24
+) -> list[tuple[float, float]]:
     cos, sin = math.cos(tilt), math.sin(tilt)
     pts = []
     for k in range(n):
@@ -217,14 +226,14 @@ def make_image(
         image = canvas.convert("RGBA")
         image.putalpha(Image.fromarray(alpha, "L"))
     elif mode == "P":
-        image = canvas.quantize(colors=int(rng.integers(64, 257)))
+        image = canvas.quantize(colors=int(rng.integers(64, 257)), method=Image.Quantize.FASTOCTREE)
     else:
         image = canvas.convert(mode)
     return SyntheticImage(label, index, image, fmt, ext)
 
 
 def _save(item: SyntheticImage, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     options: dict[str, object] = {}
     if item.format == "JPEG":
         options = {"quality": 90}
@@ -234,33 +243,61 @@ def _save(item: SyntheticImage, path: Path) -> None:
     tmp.replace(path)
 
 
+# Bump when the drawing code changes, so an existing folder is regenerated rather than mixed.
+GENERATOR_VERSION = 1
+_PARAMS_FILE = ".synthetic.json"
+_NAME = re.compile(r"^(cat|dog)_(\d{5,})\.[a-z]+$")
+
+
+def _generate_one(task: tuple[Path, str, int, int, tuple[int, int]]) -> None:
+    class_dir, label, index, seed, size_range = task
+    item = make_image(label, index, seed=seed, size_range=size_range)
+    _save(item, class_dir / f"{label}_{index:05d}.{item.extension}")
+
+
 def generate_synthetic(
     out_dir: Path,
     n_per_class: int,
     *,
     seed: int = 0,
     size_range: tuple[int, int] = (64, 320),
+    workers: int = 1,
+    progress: bool = False,
 ) -> Path:
-    """Write ``n_per_class`` images per class to ``out_dir/{cat,dog}/`` and return ``out_dir``.
+    """Make ``out_dir/{cat,dog}/`` hold exactly images ``0..n_per_class-1`` of this generator.
 
-    Existing files with the expected name are kept (generation is deterministic), so a
-    re-run is cheap and a larger ``n_per_class`` only adds images.
+    Generation is deterministic, so files already there (from the same seed and size range,
+    recorded in ``.synthetic.json``) are kept and only missing ones are drawn; generated files
+    beyond ``n_per_class``, or from other parameters, are removed so ingest sees exactly this set.
     """
     if n_per_class < 1:
         raise ValueError("n_per_class must be at least 1")
     if not 16 <= size_range[0] <= size_range[1]:
         raise ValueError(f"size_range must satisfy 16 <= min <= max, got {size_range}")
     out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    params = {"version": GENERATOR_VERSION, "seed": seed, "size_range": list(size_range)}
+    params_file = out_dir / _PARAMS_FILE
+    same_params = params_file.is_file() and json.loads(params_file.read_text()) == params
+    params_file.unlink(missing_ok=True)  # rewritten only once the folder is complete
+
+    tasks: list[tuple[Path, str, int, int, tuple[int, int]]] = []
     for label in CLASSES:
         class_dir = out_dir / label
-        class_dir.mkdir(parents=True, exist_ok=True)
-        for index in range(n_per_class):
-            # The extension is part of the content, so only generation tells whether a file exists.
-            existing = [p for p in class_dir.glob(f"{label}_{index:05d}.*") if p.suffix != ".tmp"]
-            if existing:
-                continue
-            item = make_image(label, index, seed=seed, size_range=size_range)
-            _save(item, class_dir / f"{label}_{index:05d}.{item.extension}")
+        class_dir.mkdir(exist_ok=True)
+        present: set[int] = set()
+        for path in class_dir.iterdir():
+            match = _NAME.match(path.name)
+            if path.name.endswith(".tmp") or (
+                match and (not same_params or int(match.group(2)) >= n_per_class)
+            ):
+                path.unlink()
+            elif match:
+                present.add(int(match.group(2)))
+        tasks.extend((class_dir, label, i, seed, size_range) for i in range(n_per_class) if i not in present)
+    for _ in parallel_map(_generate_one, tasks, workers=workers, desc="synthetic", progress=progress):
+        pass
+    params_file.write_text(json.dumps(params))
     return out_dir
 
 
@@ -271,9 +308,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="generator seed (default 0)")
     parser.add_argument("--min-size", type=int, default=64, help="smallest canvas side in pixels")
     parser.add_argument("--max-size", type=int, default=320, help="largest canvas side in pixels")
+    parser.add_argument(
+        "--workers", type=int, default=os.cpu_count() or 1, help="processes (default: all CPUs)"
+    )
     args = parser.parse_args(argv)
     generate_synthetic(
-        args.out_dir, args.n_per_class, seed=args.seed, size_range=(args.min_size, args.max_size)
+        args.out_dir,
+        args.n_per_class,
+        seed=args.seed,
+        size_range=(args.min_size, args.max_size),
+        workers=args.workers,
+        progress=True,
     )
     print(f"wrote {args.n_per_class} images per class to {args.out_dir}")
     return 0

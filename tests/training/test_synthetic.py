@@ -26,24 +26,43 @@ def test_generation_is_deterministic(tmp_path: Path) -> None:
     a = generate_synthetic(tmp_path / "a", 12, seed=3, size_range=(48, 96))
     b = generate_synthetic(tmp_path / "b", 12, seed=3, size_range=(48, 96))
     assert _digests(a) == _digests(b)
-    assert len(_digests(a)) == 24
+    assert len(_digests(a)) == 25  # 24 images + the parameters file
 
 
 def test_other_seed_gives_other_images(tmp_path: Path) -> None:
     a = generate_synthetic(tmp_path / "a", 6, seed=0, size_range=(48, 96))
     b = generate_synthetic(tmp_path / "b", 6, seed=1, size_range=(48, 96))
-    assert set(_digests(a).values()).isdisjoint(_digests(b).values())
+    images = [{v for k, v in _digests(d).items() if "/" in k} for d in (a, b)]
+    assert images[0].isdisjoint(images[1])
 
 
 def test_growing_keeps_existing_files(tmp_path: Path) -> None:
     small = _digests(generate_synthetic(tmp_path / "s", 5, size_range=(48, 96)))
     grown = _digests(generate_synthetic(tmp_path / "s", 9, size_range=(48, 96)))
-    assert len(grown) == 18
+    assert len(grown) == 19
     assert all(grown[name] == digest for name, digest in small.items())
 
 
+def test_folder_matches_the_requested_set_exactly(tmp_path: Path) -> None:
+    out = tmp_path / "s"
+    generate_synthetic(out, 6, size_range=(48, 96))
+    (out / "cat" / "mine.txt").write_text("not generated: left alone")
+    shrunk = _digests(generate_synthetic(out, 3, size_range=(48, 96)))
+    stems = sorted(Path(name).stem for name in shrunk if "/" in name)
+    assert stems == ["cat_00000", "cat_00001", "cat_00002", "dog_00000", "dog_00001", "dog_00002", "mine"]
+    other_seed = _digests(generate_synthetic(out, 3, seed=5, size_range=(48, 96)))
+    fresh = _digests(generate_synthetic(tmp_path / "fresh", 3, seed=5, size_range=(48, 96)))
+    assert {k: v for k, v in other_seed.items() if k != "cat/mine.txt"} == fresh
+
+
+def test_pool_generation_is_byte_identical(tmp_path: Path) -> None:
+    serial = generate_synthetic(tmp_path / "a", 40, seed=2, size_range=(48, 64), workers=1)
+    pooled = generate_synthetic(tmp_path / "b", 40, seed=2, size_range=(48, 64), workers=2)
+    assert _digests(serial) == _digests(pooled)
+
+
 def test_layout_formats_modes_and_sizes(synthetic_dir: Path) -> None:
-    files = sorted(p for p in synthetic_dir.rglob("*") if p.is_file())
+    files = sorted(p for p in synthetic_dir.rglob("*") if p.is_file() and p.parent != synthetic_dir)
     assert {p.parent.name for p in files} == set(CLASSES)
     formats: Counter[str] = Counter()
     modes: Counter[str] = Counter()
