@@ -166,10 +166,12 @@ def _ingest(args: argparse.Namespace) -> int:
         )
         print(f"synthetic source: {args.synthetic_count} images per class in {folder}")
     elif args.source == "download":
-        folder = args.extract_to
-        if not folder.is_dir() or not any(folder.iterdir()):
+        # The extraction marker, not a non-empty folder: data/raw also holds the synthetic set.
+        if not any(args.extract_to.glob(".extracted-*")):
             args.no_extract = False
             _download(args)
+        petimages = args.extract_to / "PetImages"
+        folder = petimages if petimages.is_dir() else args.extract_to
     else:
         folder = Path(args.source)
     source = detect_source(folder)

@@ -6,7 +6,7 @@ import hashlib
 import io
 import threading
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -203,39 +203,63 @@ def _zip(members: dict[str, bytes]) -> bytes:
 
 
 def test_cli_downloads_extracts_and_ingests(
-    tmp_path: Path, server: tuple[str, Behaviour], photo: object, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path,
+    server: tuple[str, Behaviour],
+    photo: Callable[..., bytes],
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     url, behaviour = server
-    make = photo  # the conftest factory
-    members = {f"PetImages/Cat/{i}.jpg": make(seed=i) for i in range(3)}  # type: ignore[operator]
-    members |= {f"PetImages/Dog/{i}.jpg": make(seed=10 + i) for i in range(3)}  # type: ignore[operator]
+    make = photo
+    members = {f"PetImages/Cat/{i}.jpg": make(seed=i) for i in range(3)}
+    members |= {f"PetImages/Dog/{i}.jpg": make(seed=10 + i) for i in range(3)}
     members["PetImages/Dog/666.jpg"] = b""  # the real archive has zero-byte files too
     members["readme[1].txt"] = b"licence"
     behaviour.payload = _zip(members)
     dest, raw = tmp_path / "downloads", tmp_path / "raw"
+    # data/raw already holds the synthetic set: that must not pass for a finished download.
+    (raw / "synthetic" / "cat").mkdir(parents=True)
+    (raw / "synthetic" / "cat" / "cat_00000.png").write_bytes(make(seed=50))
     common = ["--url", url, "--dest", str(dest), "--extract-to", str(raw)]
     size = str(len(behaviour.payload))
     assert main(["--quiet", "download", *common, "--expected-bytes", size]) == 0
     assert (raw / "PetImages/Cat/0.jpg").read_bytes() == members["PetImages/Cat/0.jpg"]
+    assert main(["--quiet", "download", *common, "--expected-bytes", size]) == 0  # verified, not fetched
+    assert len(behaviour.ranges) == 1
 
     manifest, rejects = tmp_path / "manifest.csv", tmp_path / "rejects.csv"
-    code = main(
-        [
-            "--quiet",
-            "ingest",
-            "--source",
-            "download",
-            *common,
-            "--manifest",
-            str(manifest),
-            "--rejects",
-            str(rejects),
-        ]
-    )
-    assert code == 0
+    outputs = ["--manifest", str(manifest), "--rejects", str(rejects)]
+    assert main(["--quiet", "ingest", "--source", "download", *common, *outputs]) == 0
     out = capsys.readouterr().out
     assert "layout: PetImages; accepted 6 images, rejected 1" in out
     assert len(behaviour.ranges) == 1  # ingest found the extraction and did not download again
+
+
+def test_ingest_from_download_fetches_when_missing(
+    tmp_path: Path,
+    server: tuple[str, Behaviour],
+    photo: Callable[..., bytes],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    url, behaviour = server
+    make = photo
+    members = {
+        f"PetImages/{c}/{i}.jpg": make(seed=i + 10 * (c == "Dog")) for c in ("Cat", "Dog") for i in range(2)
+    }
+    behaviour.payload = _zip(members)
+    raw = tmp_path / "raw"
+    (raw / "synthetic" / "dog").mkdir(parents=True)
+    args = ["--quiet", "ingest", "--source", "download", "--url", url, "--dest", str(tmp_path / "dl")]
+    args += [
+        "--extract-to",
+        str(raw),
+        "--manifest",
+        str(tmp_path / "m.csv"),
+        "--rejects",
+        str(tmp_path / "r.csv"),
+    ]
+    assert main(args) == 0
+    assert behaviour.ranges == [None]
+    assert "accepted 4 images, rejected 0" in capsys.readouterr().out
 
 
 def test_cli_download_error_exits_non_zero(
