@@ -13,6 +13,8 @@ import os
 import shutil
 import subprocess
 import sys
+import urllib.error
+import urllib.request
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -115,8 +117,10 @@ def server_command(options: TritonOptions) -> list[str]:
         "explicit",
         "--load-model",
         options.model,
+        # Server readiness must not flap while a new version loads (strict mode reports the server
+        # unready during any model transition); model readiness is checked per model instead.
         "--strict-readiness",
-        "true",
+        "false",
         "--exit-on-error",
         "true",
         "--http-address",
@@ -226,7 +230,7 @@ class TritonLauncher:
         if pid is None:
             raise RuntimeError("Triton is not running")
         wait_http_ok(
-            f"{self.options.http_url}/v2/health/ready",
+            f"{self.options.http_url}/v2/models/{self.options.model}/ready",
             timeout_s=self.options.ready_timeout_s,
             pid=pid,
             log_file=self.options.log_file,
@@ -244,6 +248,26 @@ class TritonLauncher:
                 self.process.wait()
             self.process = None
         return message
+
+
+def reload_model(options: TritonOptions, timeout_s: float = 120.0) -> None:
+    """Ask the running server to load the model again: new version directories go live, removed ones go.
+
+    Explicit model control never rescans by itself, so a new export or a rollback takes effect only
+    through this call (Triton keeps serving the old version until the new one is loaded).
+    """
+    url = f"{options.http_url}/v2/repository/models/{options.model}/load"
+    request = urllib.request.Request(
+        url, data=b"{}", method="POST", headers={"Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_s):
+            pass
+    except urllib.error.HTTPError as exc:
+        detail = exc.read().decode(errors="replace")
+        raise RuntimeError(f"Triton refused to load {options.model!r}: {detail}") from exc
+    except OSError as exc:
+        raise RuntimeError(f"Triton is not reachable at {options.http_url}: {exc}") from exc
 
 
 def _options_from_args(args: argparse.Namespace) -> TritonOptions:
@@ -265,7 +289,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m serving.triton", description="Start, stop or query the local Triton server."
     )
-    parser.add_argument("action", choices=["start", "stop", "status"], help="what to do")
+    parser.add_argument(
+        "action",
+        choices=["start", "stop", "status", "reload"],
+        help="what to do; reload = load the model again after an export or rollback (new versions go live)",
+    )
     parser.add_argument(
         "--repository", type=Path, default=DEFAULT_REPOSITORY, help="model repository to serve"
     )
@@ -299,6 +327,14 @@ def main(argv: list[str] | None = None) -> int:
     launcher = TritonLauncher(options)
     if args.action == "stop":
         print(launcher.stop())
+        return 0
+    if args.action == "reload":
+        try:
+            reload_model(options)
+        except RuntimeError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        print(f"Triton reloaded {options.model!r} from {options.repository}")
         return 0
     if args.action == "status":
         pid = read_pid(options.pid_file)

@@ -111,3 +111,9 @@ def test_cli_start_status_infer_stop(tmp_path: Path, trivial_repository: Path, p
     assert stopped.returncode == 0 and "stopped" in stopped.stdout, stopped.stdout
     assert _cli("status", *common).returncode == 1
     assert not (tmp_path / "triton.pid").exists()
+
+
+def test_reload_without_a_server_is_a_clear_error(ports: dict[str, int]) -> None:
+    result = _cli("reload", "--http-port", str(ports["http"]))
+    assert result.returncode == 1
+    assert "not reachable" in result.stderr

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
+import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -40,6 +44,7 @@ def test_up_serves_an_exported_model_and_stop_stops_it(
     tmp_path: Path, trivial_repository: Path, ports: dict[str, int]
 ) -> None:
     run_dir = tmp_path / "run"
+    env = {**os.environ, "MODEL_REFRESH_S": "0.5"}  # the gateway notices a new version quickly
     up = subprocess.run(
         [
             sys.executable,
@@ -62,6 +67,7 @@ def test_up_serves_an_exported_model_and_stop_stops_it(
         text=True,
         timeout=180,
         cwd=PROJECT_ROOT,
+        env=env,
     )
     pids = [
         int((run_dir / f"{name}.pid").read_text())
@@ -75,10 +81,33 @@ def test_up_serves_an_exported_model_and_stop_stops_it(
         assert "cats_dogs version 1" in up.stdout
         assert "trivial-test-model" in up.stdout  # where the model came from
         assert len(pids) == 2 and all(is_running(p) for p in pids)
-        with urllib.request.urlopen(
-            f"http://127.0.0.1:{ports['gateway']}/health/ready", timeout=10
-        ) as response:
+        ready = f"http://127.0.0.1:{ports['gateway']}/health/ready"
+        with urllib.request.urlopen(ready, timeout=10) as response:
             assert json.loads(response.read())["model_version"] == "1"
+
+        # A new export lands as version 2; `serving.triton reload` makes it live, the gateway follows.
+        shutil.copytree(trivial_repository / "cats_dogs" / "1", trivial_repository / "cats_dogs" / "2")
+        reload = subprocess.run(
+            [sys.executable, "-m", "serving.triton", "reload", "--http-port", str(ports["http"])],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=PROJECT_ROOT,
+        )
+        assert reload.returncode == 0, reload.stderr
+        deadline = time.monotonic() + 30
+        version = None
+        not_ready: list[str] = []
+        while time.monotonic() < deadline and version != "2":
+            time.sleep(0.3)
+            try:
+                with urllib.request.urlopen(ready, timeout=10) as response:
+                    version = json.loads(response.read()).get("model_version")
+            except urllib.error.HTTPError as exc:
+                not_ready.append(json.loads(exc.read())["detail"])
+        assert version == "2"
+        # Triton serves version 1 until version 2 is loaded: the switch never makes the gateway unready.
+        assert not_ready == []
     finally:
         stop = subprocess.run(
             [sys.executable, "-m", "serving.stop", "--run-dir", str(run_dir)],
