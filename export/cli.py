@@ -13,7 +13,12 @@ from pathlib import Path
 import yaml
 
 from export import gate
-from export.contract import DEFAULT_CPU_REPOSITORY, DEFAULT_REPOSITORY, DEFAULT_TRITON_VENV
+from export.contract import (
+    DEFAULT_ARTIFACT_DIR,
+    DEFAULT_CPU_REPOSITORY,
+    DEFAULT_REPOSITORY,
+    DEFAULT_TRITON_VENV,
+)
 from export.cpu_repository import CpuOptions
 from export.dataset import DEFAULT_CACHE, DEFAULT_MANIFEST, DataLocation
 from export.onnx_export import ExportError, verify_contract
@@ -65,6 +70,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--cpu-repository", type=Path, default=DEFAULT_CPU_REPOSITORY, help="derived CPU repository root"
+    )
+    p.add_argument(
+        "--artifact-dir",
+        type=Path,
+        default=DEFAULT_ARTIFACT_DIR,
+        help="copy of the new version's files + export.json at a fixed path (the DVC stage output)",
     )
     p.add_argument(
         "--no-cpu-repository", action="store_true", help="do not (re)build the derived CPU repository"
@@ -175,6 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     request = ExportRequest(
         repository=args.repository,
         cpu_repository=None if args.no_cpu_repository else args.cpu_repository,
+        artifact_dir=args.artifact_dir,
         data=DataLocation(manifest=args.manifest, cache_dir=args.cache_dir),
         serving=serving,
         cpu=cpu,

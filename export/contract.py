@@ -21,6 +21,9 @@ BATCH_DIM_NAME = "batch"
 DEFAULT_REPOSITORY = PROJECT_ROOT / "model_repository"
 DEFAULT_CPU_REPOSITORY = PROJECT_ROOT / "build" / "model_repository_cpu"
 DEFAULT_TRITON_VENV = PROJECT_ROOT / ".venv-triton"
+# The latest export's files at a fixed path: the DVC output of the `export` stage (a version directory's
+# name changes with every export, which a DVC `outs` entry cannot follow).
+DEFAULT_ARTIFACT_DIR = PROJECT_ROOT / "artifacts" / "export"
 # Rolled-back versions are moved here (outside every repository Triton scans), so they can be restored.
 DEFAULT_RETIRED_DIR = PROJECT_ROOT / "artifacts" / "retired_versions"
 

@@ -6,10 +6,11 @@ check passed, so a failed parity check, gate or variant gate leaves the reposito
 
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from export import baseline_stats, gate, quantize
@@ -36,6 +37,7 @@ from export.versions import VersionLog, VersionRecord, next_version, served_vers
 class ExportRequest:
     repository: Path = DEFAULT_REPOSITORY
     cpu_repository: Path | None = DEFAULT_CPU_REPOSITORY  # None: do not derive the CPU repository
+    artifact_dir: Path | None = None  # also copy the version's files + export.json here (DVC output)
     data: DataLocation = field(default_factory=DataLocation)
     serving: ServingOptions = field(default_factory=ServingOptions)
     cpu: cpu_repo.CpuOptions = field(default_factory=cpu_repo.CpuOptions)
@@ -97,6 +99,22 @@ def _gate(
     return gate.decide(
         metrics, min_accuracy=req.min_accuracy, served_accuracy=served_accuracy, served_version=served
     )
+
+
+def _write_artifacts(version_dir: Path, artifact_dir: Path, record: VersionRecord | None) -> None:
+    """Replace ``artifact_dir`` with the new version's files and a summary (the DVC stage's output)."""
+    artifact_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".export-artifacts-", dir=artifact_dir.parent))
+    try:
+        for item in version_dir.iterdir():
+            shutil.copy2(item, staging / item.name)
+        summary = {"model_dir": str(version_dir.parent), **(asdict(record) if record else {})}
+        (staging / "export.json").write_text(json.dumps(summary, indent=2) + "\n")
+        if artifact_dir.exists():
+            shutil.rmtree(artifact_dir)
+        staging.rename(artifact_dir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def run_export(source: ModelSource, req: ExportRequest, say: Callable[[str], None] = print) -> ExportResult:
@@ -182,6 +200,8 @@ def run_export(source: ModelSource, req: ExportRequest, say: Callable[[str], Non
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
+    if req.artifact_dir is not None:
+        _write_artifacts(final_vdir, req.artifact_dir, versions.get(version))
     cpu_dir = None
     if req.cpu_repository is not None:
         cpu_dir = cpu_repo.build(mdir, req.cpu_repository, req.cpu)

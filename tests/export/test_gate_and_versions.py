@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -99,14 +100,21 @@ def test_cli_gate_exit_code_and_mlflow_fallback(
     register(models.untrained_ckpt, aliases=("champion",), metrics={"test_accuracy": 0.55})
     args = ["--repository", str(tmp_path / "repo"), "--cpu-repository", str(tmp_path / "cpu")]
     args += ["--manifest", str(tmp_path / "none.csv"), "--cache-dir", str(tmp_path / "none")]
+    args += ["--artifact-dir", str(tmp_path / "artifacts" / "export")]
     assert main(args) == 1
     err = capsys.readouterr().err
     assert "test accuracy 0.5500 is below the floor 0.8000" in err and "nothing was written" in err
     assert not (tmp_path / "repo" / "cats_dogs").exists() and not (tmp_path / "cpu").exists()
+    assert not (tmp_path / "artifacts" / "export").exists()
     assert main([*args, "--min-accuracy", "0.5"]) == 0
     record = VersionLog.load(tmp_path / "repo" / "cats_dogs").records[0]
     assert (record.mlflow_version, record.metrics_source) == ("1", "mlflow-run")
     assert record.test_metrics["test_accuracy"] == 0.55
+    # The DVC output: the same bytes at a fixed path, with the mapping beside them.
+    artifacts = tmp_path / "artifacts" / "export"
+    onnx_bytes = (tmp_path / "repo" / "cats_dogs" / "1" / "model.onnx").read_bytes()
+    assert (artifacts / "model.onnx").read_bytes() == onnx_bytes
+    assert json.loads((artifacts / "export.json").read_text())["triton_version"] == 1
 
 
 def test_no_metrics_at_all_is_refused_unless_forced(
