@@ -21,6 +21,7 @@ from export.contract import (
 )
 from export.cpu_repository import CpuOptions
 from export.dataset import DEFAULT_CACHE, DEFAULT_MANIFEST, DataLocation
+from export.live import reload_if_serving
 from export.onnx_export import ExportError, verify_contract
 from export.parity import MIN_IMAGES, ParityError
 from export.quantize import VariantRefusedError
@@ -202,4 +203,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}\nnothing was written.", file=sys.stderr)
         return 1
     print(f"exported Triton version {result.version} of {result.model_dir.name}: {result.onnx_path}")
+    if request.cpu_repository is not None:
+        try:
+            print(reload_if_serving(request.cpu_repository))
+        except RuntimeError as exc:
+            print(f"warning: {exc}; run `python -m serving.triton reload`", file=sys.stderr)
     return 0

@@ -7,8 +7,8 @@ What it does, in order, and says so:
    that version's ONNX metadata), and regenerates the derived CPU repository with its options kept;
 3. moves the MLflow alias ``champion`` back to the MLflow version mapped to the version now served.
 
-A running Triton in explicit model-control mode picks the change up on its next load of the model
-(``POST /v2/repository/models/cats_dogs/load``); ``make up`` / the serving launcher do that.
+A local Triton serving the default CPU repository (``make triton`` / ``make up``) is told to load the
+model again, so the previous version is live when the command returns.
 Exit codes: 0 rolled back; 1 nothing to roll back to; 3 repository rolled back but the MLflow alias
 could not be moved.
 """
@@ -31,6 +31,7 @@ from export.contract import (
     model_dir,
 )
 from export.cpu_repository import CpuOptions
+from export.live import reload_if_serving
 from export.metadata import read_onnx_metadata, utc_now
 from export.triton_config import read_config, set_parameters, write_config
 from export.versions import VersionLog, VersionRecord, served_version, version_dirs
@@ -163,6 +164,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"now served: Triton version {result.served_version}{origin}")
     if result.cpu_model_dir is not None:
         print(f"regenerated CPU repository {result.cpu_model_dir}")
+        try:
+            print(reload_if_serving(args.cpu_repository))
+        except RuntimeError as exc:
+            print(f"warning: {exc}; run `python -m serving.triton reload`", file=sys.stderr)
     if args.no_mlflow:
         print("MLflow alias left as it is (--no-mlflow)")
         return 0
