@@ -38,6 +38,7 @@ def main(argv: list[str] | None = None) -> int:
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level.lower(),
+        log_config=None,  # keep the JSON logging configured above
         access_log=False,  # prediction_completed already records each request, in JSON
         timeout_graceful_shutdown=5,
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import logging
 
 import httpx
 import pytest
@@ -49,6 +50,8 @@ def test_the_in_flight_limit_answers_429_and_the_rest_succeed(triton) -> None:  
 
 
 def test_prediction_log_is_json_without_image_data(triton, capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level)
     configure_logging("INFO")
     try:
         settings = gateway_settings(triton.grpc_url)
@@ -64,6 +67,8 @@ def test_prediction_log_is_json_without_image_data(triton, capsys: pytest.Captur
         out = capsys.readouterr().out
     finally:
         structlog.reset_defaults()
+        root.handlers[:], _ = saved
+        root.setLevel(saved[1])
     events = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
     completed = [e for e in events if e["event"] == "prediction_completed"]
     assert len(completed) == 1
