@@ -32,11 +32,25 @@ def exported_versions(repository: Path, model: str) -> list[int]:
     return sorted(int(p.name) for p in model_dir.iterdir() if p.is_dir() and p.name.isdigit())
 
 
+def config_image_size(config: Path) -> int | None:
+    """The training config's ``image_size``: the preprocess cache must be built at that size."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(config.read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        return None  # the trainer reports a broken config with a better message
+    size = data.get("image_size") if isinstance(data, dict) else None
+    return int(size) if isinstance(size, int) and size > 0 else None
+
+
 def pipeline_steps(source: str, config: Path) -> list[tuple[str, list[str]]]:
     py = sys.executable
+    size = config_image_size(config)
+    preprocess = [py, "-m", "training.data", "preprocess"] + (["--image-size", str(size)] if size else [])
     return [
         ("ingest", [py, "-m", "training.data", "ingest", "--source", source]),
-        ("preprocess", [py, "-m", "training.data", "preprocess"]),
+        ("preprocess", preprocess),
         ("train", [py, "-m", "training.train", "--config", str(config)]),
         ("evaluate", [py, "-m", "training.evaluate"]),
         ("export", [py, "-m", "export"]),

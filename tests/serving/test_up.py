@@ -24,12 +24,15 @@ def test_exported_versions(tmp_path: Path, trivial_repository: Path) -> None:
     assert exported_versions(trivial_repository, "cats_dogs") == [1, 10]
 
 
-def test_pipeline_runs_every_stage_in_order_with_the_quick_config() -> None:
-    steps = pipeline_steps("/photos", Path("configs/quick.yaml"))
+def test_pipeline_runs_every_stage_in_order_with_the_quick_config(tmp_path: Path) -> None:
+    config = tmp_path / "quick.yaml"
+    config.write_text("model: simple_cnn\nimage_size: 96\nepochs: 1\n")
+    steps = pipeline_steps("/photos", config)
     assert [name for name, _ in steps] == ["ingest", "preprocess", "train", "evaluate", "export"]
     ingest, train = steps[0][1], steps[2][1]
     assert ingest[-2:] == ["--source", "/photos"]
-    assert train[-2:] == ["--config", "configs/quick.yaml"]
+    assert train[-2:] == ["--config", str(config)]
+    assert steps[1][1][-2:] == ["--image-size", "96"]  # the cache is built at the size training reads
     assert all(command[0] == sys.executable for _, command in steps)
 
 
