@@ -64,6 +64,7 @@ class IngestResult:
     seconds: float
     misnamed: int = 0
     modes: Counter[str] = field(default_factory=Counter)
+    outside: list[str] = field(default_factory=list)  # files next to the layout, not part of it
 
     def summary(self) -> str:
         m, r = self.manifest, self.rejects
@@ -80,6 +81,11 @@ class IngestResult:
         if self.misnamed:
             lines.append(
                 f"  {self.misnamed} file(s) accepted by content although the extension names another format"
+            )
+        if self.outside:
+            examples = ", ".join(self.outside[:3]) + (", …" if len(self.outside) > 3 else "")
+            lines.append(
+                f"  {len(self.outside)} file(s) outside the {self.layout} layout not considered: {examples}"
             )
         if len(r):
             reasons = ", ".join(f"{k} {v}" for k, v in r["reason"].value_counts().sort_index().items())
@@ -210,6 +216,7 @@ def ingest(
         seconds=time.perf_counter() - start,
         misnamed=sum(a.misnamed for a in kept),
         modes=Counter(a.mode for a in kept),
+        outside=[display_path(p) for p in source.outside],
     )
 
 

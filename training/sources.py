@@ -39,6 +39,7 @@ class Source:
     root: Path
     files: list[LabelledFile] = field(default_factory=list)
     unlabelled: list[Path] = field(default_factory=list)  # files in the layout without a label
+    outside: list[Path] = field(default_factory=list)  # files under root that no layout rule covers
 
     def count(self, label: str) -> int:
         return sum(1 for f in self.files if f.label == label)
@@ -128,6 +129,8 @@ def detect_source(root: Path) -> Source:
         )
     if not source.files and not source.unlabelled:
         raise SourceError(f"no files found in the {source.layout} layout under {source.root}")
+    covered = {f.path for f in source.files} | set(source.unlabelled)
+    source.outside = [p for p in _files_under(source.root) if p not in covered]
     missing = [label for label in ("cat", "dog") if source.count(label) == 0]
     if missing:
         raise SourceError(

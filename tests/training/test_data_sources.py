@@ -41,6 +41,14 @@ def test_plain_class_folders_with_nesting(tmp_path: Path, photo: PhotoFactory) -
     _write(tmp_path, ["cat/a.jpg", "cat/sub/b.jpg", "dog/c.png"], photo)
     assert detect_source(tmp_path).layout == "class-folders"
     assert _labels(tmp_path) == {"cat/a.jpg": "cat", "cat/sub/b.jpg": "cat", "dog/c.png": "dog"}
+    assert detect_source(tmp_path).outside == []
+
+
+def test_files_beside_the_layout_are_listed(tmp_path: Path, photo: PhotoFactory) -> None:
+    # As in pets-dev: a README and a manifest next to cat/ and dog/.
+    _write(tmp_path, ["cat/a.jpg", "dog/b.jpg", "README.md", "notes/x.jpg"], photo)
+    source = detect_source(tmp_path)
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in source.outside) == ["README.md", "notes/x.jpg"]
 
 
 def test_plural_class_folders(tmp_path: Path, photo: PhotoFactory) -> None:
