@@ -80,14 +80,21 @@ def _add_download_args(parser: argparse.ArgumentParser) -> None:
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m training.data", description=__doc__.splitlines()[0])
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    # Also accepted after the subcommand; SUPPRESS keeps a subcommand default from undoing it.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--quiet", action="store_true", default=argparse.SUPPRESS, help="no progress bars")
     sub = parser.add_subparsers(dest="command", required=True, help="step to run")
 
     dl = sub.add_parser(
-        "download", help="fetch and extract the Microsoft PetImages archive (resumable, verified)"
+        "download",
+        parents=[common],
+        help="fetch and extract the Microsoft PetImages archive (resumable, verified)",
     )
     _add_download_args(dl)
 
-    ing = sub.add_parser("ingest", help="validate, deduplicate and split a source into the manifest")
+    ing = sub.add_parser(
+        "ingest", parents=[common], help="validate, deduplicate and split a source into the manifest"
+    )
     ing.add_argument(
         "--source",
         default="synthetic",
@@ -128,7 +135,9 @@ def _build_parser() -> argparse.ArgumentParser:
     ing.add_argument("--workers", type=_positive, default=None, help="decoding processes (default: all CPUs)")
     _add_download_args(ing)  # used by --source download
 
-    pre = sub.add_parser("preprocess", help="decode + resize every manifest image into the training cache")
+    pre = sub.add_parser(
+        "preprocess", parents=[common], help="decode + resize every manifest image into the training cache"
+    )
     pre.add_argument(
         "--manifest", type=Path, default=DEFAULT_MANIFEST, help="manifest to read (default %(default)s)"
     )

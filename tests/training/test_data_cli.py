@@ -113,6 +113,13 @@ def test_corrupt_files_mid_dataset_do_not_stop_ingest(
     assert "accepted 9 images, rejected 1" in out and "corrupt 1" in out
 
 
+def test_quiet_is_accepted_before_and_after_the_command() -> None:
+    parser = _build_parser()
+    assert parser.parse_args(["--quiet", "preprocess"]).quiet is True
+    assert parser.parse_args(["preprocess", "--quiet"]).quiet is True
+    assert parser.parse_args(["preprocess"]).quiet is False
+
+
 def test_preprocess_without_manifest(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code = main(["--quiet", "preprocess", "--manifest", str(tmp_path / "none.csv")])
     assert code == 1
