@@ -13,7 +13,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from serving.processes import RUN_DIR, read_pid, stop_by_pid_file, wait_http_ok, write_pid
+from serving.processes import RUN_DIR, http_ok, read_pid, stop_by_pid_file, wait_http_ok, write_pid
 from serving.triton import DEFAULT_GRPC_PORT, DEFAULT_HTTP_PORT
 
 
@@ -97,9 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--pid-file", type=Path, default=RUN_DIR / "gateway.pid", help="PID file")
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the gateway")
     parser.add_argument(
-        "--no-wait-ready",
+        "--wait-ready",
         action="store_true",
-        help="return once the gateway is live, without waiting for Triton and the model",
+        help="wait until Triton and the model are ready too (default: return once the gateway is live)",
     )
     return parser
 
@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         log_file=args.log_file,
         pid_file=args.pid_file,
         timeout_s=args.timeout,
-        wait_ready=not args.no_wait_ready,
+        wait_ready=args.wait_ready,
     )
     if args.action == "stop":
         print(stop_by_pid_file(options.pid_file))
@@ -133,7 +133,12 @@ def main(argv: list[str] | None = None) -> int:
     except (RuntimeError, TimeoutError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    print(f"gateway ready (pid {pid}) at {options.url} → Triton {options.triton_url}; log {options.log_file}")
+    state = "ready" if options.wait_ready or http_ok(options.url + "/health/ready") else "live, NOT ready yet"
+    print(
+        f"gateway {state} (pid {pid}) at {options.url} → Triton {options.triton_url}; log {options.log_file}"
+    )
+    if state != "ready":
+        print("  it keeps checking Triton; see GET /health for why (is Triton running? `make triton`)")
     return 0
 
 
