@@ -12,21 +12,18 @@ from pathlib import Path
 
 import yaml
 
-from export import gate
+# Only light imports here: torch, onnx and mlflow load after argument parsing (see main), so
+# --help and bad flags answer at once.
 from export.contract import (
     DEFAULT_ARTIFACT_DIR,
+    DEFAULT_CACHE,
     DEFAULT_CPU_REPOSITORY,
+    DEFAULT_MANIFEST,
+    DEFAULT_MIN_ACCURACY,
     DEFAULT_REPOSITORY,
     DEFAULT_TRITON_VENV,
+    MIN_PARITY_IMAGES,
 )
-from export.cpu_repository import CpuOptions
-from export.dataset import DEFAULT_CACHE, DEFAULT_MANIFEST, DataLocation
-from export.live import reload_if_serving
-from export.onnx_export import ExportError, verify_contract
-from export.parity import MIN_IMAGES, ParityError
-from export.quantize import VariantRefusedError
-from export.source import SourceError
-from export.triton_config import ConfigError, ServingOptions
 from training.registry import CHAMPION, PROJECT_ROOT
 
 PARAMS_FILE = PROJECT_ROOT / "params.yaml"
@@ -39,7 +36,7 @@ def default_min_accuracy(params_file: Path = PARAMS_FILE) -> float:
         section = params.get("export") if isinstance(params, dict) else None
         if isinstance(section, dict) and "min_accuracy" in section:
             return float(section["min_accuracy"])
-    return gate.DEFAULT_MIN_ACCURACY
+    return DEFAULT_MIN_ACCURACY
 
 
 def _batch_sizes(text: str) -> tuple[int, ...]:
@@ -92,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=None,
         help="gate floor on test accuracy (default: params.yaml export.min_accuracy, "
-        f"else {gate.DEFAULT_MIN_ACCURACY})",
+        f"else {DEFAULT_MIN_ACCURACY})",
     )
     p.add_argument(
         "--force", action="store_true", help="export even if the promotion gate refuses (recorded as forced)"
@@ -138,7 +135,10 @@ def build_parser() -> argparse.ArgumentParser:
         "default: the python3 first on PATH",
     )
     p.add_argument(
-        "--parity-images", type=int, default=MIN_IMAGES, help=f"images for the parity gate (>= {MIN_IMAGES})"
+        "--parity-images",
+        type=int,
+        default=MIN_PARITY_IMAGES,
+        help=f"images for the parity gate (>= {MIN_PARITY_IMAGES})",
     )
     return p
 
@@ -146,6 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from export.onnx_export import ExportError, verify_contract
+
     if args.check is not None:
         try:
             verify_contract(args.check)
@@ -156,6 +158,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.cpu_variant == "int8" and not args.int8:
         parser.error("--cpu-variant int8 needs --int8 (the variant is written and gated by this export)")
+    from export.cpu_repository import CpuOptions
+    from export.triton_config import ConfigError, ServingOptions
+
     try:
         serving = ServingOptions(
             max_batch_size=args.max_batch_size,
@@ -175,9 +180,13 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         parser.error(str(exc))
 
-    # Heavy imports after argument parsing, so --help and bad flags answer instantly.
+    from export.dataset import DataLocation
+    from export.gate import GateRefusedError
+    from export.live import reload_if_serving
+    from export.parity import ParityError
     from export.pipeline import ExportRequest, run_export
-    from export.source import resolve
+    from export.quantize import VariantRefusedError
+    from export.source import SourceError, resolve
 
     try:
         source = resolve(alias=args.alias, run_id=args.run_id, checkpoint=args.checkpoint)
@@ -199,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         result = run_export(source, request)
-    except (gate.GateRefusedError, ParityError, VariantRefusedError, ExportError, ConfigError) as exc:
+    except (GateRefusedError, ParityError, VariantRefusedError, ExportError, ConfigError) as exc:
         print(f"error: {exc}\nnothing was written.", file=sys.stderr)
         return 1
     print(f"exported Triton version {result.version} of {result.model_dir.name}: {result.onnx_path}")

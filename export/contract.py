@@ -18,6 +18,12 @@ OPSET = 18
 # Triton's dims for the input after the batch axis are [S, S, 3]; the batch axis is symbolic in ONNX.
 BATCH_DIM_NAME = "batch"
 
+# Gate defaults (overridable on the command line; the floor also from params.yaml export.min_accuracy).
+DEFAULT_MIN_ACCURACY = 0.8
+MIN_PARITY_IMAGES = 64
+
+DEFAULT_MANIFEST = PROJECT_ROOT / "data" / "manifest.csv"
+DEFAULT_CACHE = PROJECT_ROOT / "data" / "cache"
 DEFAULT_REPOSITORY = PROJECT_ROOT / "model_repository"
 DEFAULT_CPU_REPOSITORY = PROJECT_ROOT / "build" / "model_repository_cpu"
 DEFAULT_TRITON_VENV = PROJECT_ROOT / ".venv-triton"

@@ -12,13 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
+from export.contract import DEFAULT_CACHE, DEFAULT_MANIFEST
 from imaging import load_for_model
 from training.data import cache_path, load_manifest
-from training.registry import PROJECT_ROOT
 from training.transforms import CLASS_NAMES
-
-DEFAULT_MANIFEST = PROJECT_ROOT / "data" / "manifest.csv"
-DEFAULT_CACHE = PROJECT_ROOT / "data" / "cache"
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,6 @@ from export.contract import INPUT_NAME
 from export.dataset import LabelledImages
 from export.onnx_export import session
 
-DEFAULT_MIN_ACCURACY = 0.8
 EVAL_BATCH = 64
 
 

@@ -10,11 +10,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from export.contract import INPUT_NAME
+from export.contract import INPUT_NAME, MIN_PARITY_IMAGES
 from export.onnx_export import ProbabilityModel, session
 
 BATCH_SIZES: tuple[int, ...] = (1, 7, 32)
-MIN_IMAGES = 64
+MIN_IMAGES = MIN_PARITY_IMAGES
 TOLERANCE = 1e-4
 
 

@@ -19,6 +19,7 @@ from export.contract import (
     BASELINE_FILENAME,
     CONFIG_FILENAME,
     DEFAULT_CPU_REPOSITORY,
+    DEFAULT_MIN_ACCURACY,
     DEFAULT_REPOSITORY,
     LABELS_FILENAME,
     ONNX_FILENAME,
@@ -41,7 +42,7 @@ class ExportRequest:
     data: DataLocation = field(default_factory=DataLocation)
     serving: ServingOptions = field(default_factory=ServingOptions)
     cpu: cpu_repo.CpuOptions = field(default_factory=cpu_repo.CpuOptions)
-    min_accuracy: float = gate.DEFAULT_MIN_ACCURACY
+    min_accuracy: float = DEFAULT_MIN_ACCURACY
     force: bool = False
     int8: bool = False
     fp16: bool = False

@@ -10,6 +10,7 @@ from export_helpers import Models, register, source
 
 from export import gate
 from export.cli import default_min_accuracy, main
+from export.contract import DEFAULT_MIN_ACCURACY
 from export.cpu_repository import CpuOptions
 from export.dataset import DataLocation
 from export.pipeline import ExportRequest, run_export
@@ -131,4 +132,4 @@ def test_floor_comes_from_params_yaml(tmp_path: Path) -> None:
     params.write_text("train:\n  epochs: 3\nexport:\n  min_accuracy: 0.9\n")
     assert default_min_accuracy(params) == 0.9
     params.write_text("train:\n  epochs: 3\n")
-    assert default_min_accuracy(params) == gate.DEFAULT_MIN_ACCURACY
+    assert default_min_accuracy(params) == DEFAULT_MIN_ACCURACY
