@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import io
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -59,6 +60,20 @@ class DecodedImage:
     original_mode: str
 
 
+@contextlib.contextmanager
+def _quiet_pillow() -> Iterator[None]:
+    """Silence Pillow's warnings while decoding.
+
+    Our own pixel cap is the bomb check, and "Corrupt EXIF data" (common in scraped photo
+    sets) only means the orientation is skipped; printed thousands of times it would bury
+    the ingest report, and under ``-W error`` it would reject a decodable photo.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")
+        yield
+
+
 def sniff_format(data: bytes) -> str | None:
     """The Pillow format name from the file signature, or None if it is not a supported image."""
     for signature, offset, name in _SIGNATURES:
@@ -92,9 +107,7 @@ def decode_image(
             f"not a supported image (expected one of {', '.join(sorted(SUPPORTED_FORMATS))})",
         )
     try:
-        with warnings.catch_warnings():
-            # Our own pixel cap below is the check; Pillow's warning would only be noise.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        with _quiet_pillow():
             img: Image.Image = Image.open(io.BytesIO(data), formats=[fmt])
     except Image.DecompressionBombError as exc:
         raise ImageError("too_many_pixels", "image dimensions exceed the pixel limit") from exc
@@ -113,13 +126,12 @@ def decode_image(
     if draft_size is not None and fmt == "JPEG":
         img.draft("RGB", (draft_size, draft_size))
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        with _quiet_pillow():
             img.load()
     except Exception as exc:
         raise ImageError("corrupt", f"{fmt} data is truncated or corrupt") from exc
     # A malformed EXIF block must not reject an otherwise good photo.
-    with contextlib.suppress(Exception):
+    with contextlib.suppress(Exception), _quiet_pillow():
         img = ImageOps.exif_transpose(img)
     return DecodedImage(to_rgb(img), fmt, (width, height), original_mode)
 

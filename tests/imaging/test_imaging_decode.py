@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import subprocess
 import sys
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -246,9 +247,18 @@ def test_exif_orientation_is_applied(encoder: Encoder) -> None:
     assert rgb[37, 10, 2] > 200
 
 
-def test_broken_exif_does_not_reject_a_good_photo(encoder: Encoder) -> None:
-    data = encoder(_gradient(), "JPEG", exif=b"Exif\x00\x00" + b"\xff" * 30)
-    assert decode_image(data).image.size == (64, 48)
+@pytest.mark.parametrize(
+    "exif",
+    [
+        b"Exif\x00\x00" + b"\xff" * 30,  # not TIFF at all
+        b"Exif\x00\x00II*\x00\x08\x00\x00\x00\xff\xff" + b"\x01" * 40,  # entries run past the end
+    ],
+)
+def test_broken_exif_does_not_reject_a_good_photo_or_warn(encoder: Encoder, exif: bytes) -> None:
+    data = encoder(_gradient(), "JPEG", exif=exif)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # Pillow's "Corrupt EXIF data" must not leak (nor fail us)
+        assert decode_image(data).image.size == (64, 48)
 
 
 def test_to_rgb_is_identity_for_plain_rgb() -> None:
