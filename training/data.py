@@ -77,6 +77,22 @@ def _add_download_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-extract", action="store_true", help="download and verify only")
 
 
+def _add_limit_args(parser: argparse.ArgumentParser, verb: str) -> None:
+    # Ingest and preprocess must agree, or preprocess fails on images ingest accepted.
+    parser.add_argument(
+        "--max-pixels",
+        type=_positive,
+        default=INGEST_LIMITS.max_pixels,
+        help=f"{verb} images with more pixels, checked before decoding (default %(default)s)",
+    )
+    parser.add_argument(
+        "--max-bytes",
+        type=_positive,
+        default=INGEST_LIMITS.max_bytes,
+        help=f"{verb} larger files (default %(default)s)",
+    )
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m training.data", description=__doc__.splitlines()[0])
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -110,20 +126,12 @@ def _build_parser() -> argparse.ArgumentParser:
     ing.add_argument(
         "--min-size", type=_positive, default=32, help="reject images whose shorter side is below this (px)"
     )
-    ing.add_argument(
-        "--max-pixels",
-        type=_positive,
-        default=INGEST_LIMITS.max_pixels,
-        help="reject images with more pixels (bomb guard)",
-    )
-    ing.add_argument(
-        "--max-bytes", type=_positive, default=INGEST_LIMITS.max_bytes, help="reject larger files"
-    )
+    _add_limit_args(ing, "reject")
     ing.add_argument(
         "--synthetic-count",
         type=_positive,
         default=DEFAULT_SYNTHETIC_COUNT,
-        help="synthetic images per class",
+        help="synthetic images per class (default %(default)s)",
     )
     ing.add_argument("--synthetic-seed", type=int, default=0, help="seed of the synthetic generator")
     ing.add_argument(
@@ -144,6 +152,7 @@ def _build_parser() -> argparse.ArgumentParser:
     pre.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE, help="cache root (default %(default)s)")
     pre.add_argument("--image-size", type=_positive, default=224, help="side S of the cached S×S arrays")
     pre.add_argument("--workers", type=_positive, default=None, help="processes (default: all CPUs)")
+    _add_limit_args(pre, "skip")
     return parser
 
 
@@ -205,8 +214,14 @@ def _ingest(args: argparse.Namespace) -> int:
 
 
 def _preprocess(args: argparse.Namespace) -> int:
+    limits = DecodeLimits(max_bytes=args.max_bytes, max_pixels=args.max_pixels, min_side=1)
     result = preprocess(
-        args.manifest, args.cache_dir, args.image_size, workers=args.workers, progress=not args.quiet
+        args.manifest,
+        args.cache_dir,
+        args.image_size,
+        workers=args.workers,
+        limits=limits,
+        progress=not args.quiet,
     )
     print(result.summary())
     print(f"cache: {args.cache_dir / str(args.image_size)}")
