@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,14 +36,17 @@ def mlflow_client() -> MlflowClient:
     return MlflowClient(tracking_uri=tracking_uri())
 
 
-def _download_checkpoint(client: MlflowClient, run_id: str) -> Path:
+def _load_from_run(client: MlflowClient, run_id: str) -> tuple[PetClassifier, CheckpointMeta]:
     from mlflow.exceptions import MlflowException
 
-    target = Path(tempfile.mkdtemp(prefix="export-ckpt-"))
-    try:
-        return Path(client.download_artifacts(run_id, CHECKPOINT_ARTIFACT, str(target)))
-    except (MlflowException, OSError) as exc:
-        raise SourceError(f"run {run_id} has no artifact {CHECKPOINT_ARTIFACT}: {exc}") from exc
+    # One small file: MLflow's progress bar would only clutter the export's own summary.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    with tempfile.TemporaryDirectory(prefix="export-ckpt-") as target:
+        try:
+            local = Path(client.download_artifacts(run_id, CHECKPOINT_ARTIFACT, target))
+        except (MlflowException, OSError) as exc:
+            raise SourceError(f"run {run_id} has no artifact {CHECKPOINT_ARTIFACT}: {exc}") from exc
+        return load_checkpoint(local)
 
 
 def _describe_registry(client: MlflowClient, name: str) -> str:
@@ -71,7 +75,7 @@ def from_alias(alias: str = CHAMPION, name: str = REGISTERED_MODEL_NAME) -> Mode
         raise SourceError(f"no alias {alias!r} on {name!r}: {_describe_registry(client, name)}") from exc
     if not version.run_id:
         raise SourceError(f"{name} version {version.version} (alias {alias!r}) has no run id")
-    model, meta = load_checkpoint(_download_checkpoint(client, version.run_id))
+    model, meta = _load_from_run(client, version.run_id)
     return ModelSource(model, meta, f"alias:{alias}", name, str(version.version), version.run_id)
 
 
@@ -91,7 +95,7 @@ def from_run(run_id: str, name: str = REGISTERED_MODEL_NAME) -> ModelSource:
         raise SourceError(
             f"no MLflow run {run_id!r} in {tracking_uri()}; most recent runs: {recent or 'none'}"
         ) from exc
-    model, meta = load_checkpoint(_download_checkpoint(client, run_id))
+    model, meta = _load_from_run(client, run_id)
     try:
         numbers = [
             int(v.version) for v in client.search_model_versions(f"name='{name}' and run_id='{run_id}'")
