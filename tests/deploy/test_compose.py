@@ -134,3 +134,28 @@ def test_grafana_provisioning_matches_the_mounts() -> None:
     assert mounts["./monitoring/grafana/provisioning"] == "/etc/grafana/provisioning"
     (datasource,) = load_yaml("monitoring/grafana/provisioning/datasources/prometheus.yml")["datasources"]
     assert datasource["url"] == "http://prometheus:9090"
+
+
+def test_docker_compose_config_is_used_where_it_works(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A recording stand-in: no Compose plugin exists here. It fails like `docker compose config`
+    # does on a broken file, and records the variables it was given.
+    log = tmp_path / "calls.log"
+    docker = tmp_path / "docker"
+    docker.write_text(
+        "#!/bin/bash\n"
+        f'echo "$* GRAFANA_ADMIN_PASSWORD=$GRAFANA_ADMIN_PASSWORD" >> {log}\n'
+        'if [ "$1 $2" = "compose version" ]; then exit 0; fi\n'
+        "echo 'services.gateway additional property imagee is not allowed' >&2; exit 15\n"
+    )
+    docker.chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.delenv("GRAFANA_ADMIN_PASSWORD", raising=False)
+    assert vd.docker_compose_works()
+    result = vd.check_compose(ROOT)
+    assert len(result.problems) == 2 and "imagee" in result.problems[0]
+    calls = [line for line in log.read_text().splitlines() if " config " in line]
+    assert len(calls) == 2
+    assert any("docker-compose.cpu.yml --profile monitoring config --quiet" in c for c in calls)
+    assert all(c.endswith("GRAFANA_ADMIN_PASSWORD=validate-only") for c in calls)
