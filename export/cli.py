@@ -92,7 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
         f"else {DEFAULT_MIN_ACCURACY})",
     )
     p.add_argument(
-        "--force", action="store_true", help="export even if the promotion gate refuses (recorded as forced)"
+        "--force",
+        action="store_true",
+        help="export even if the promotion gate refuses (recorded as forced) or this run is already served",
     )
     p.add_argument(
         "--int8", action="store_true", help="also write the INT8 (QDQ static) CPU variant, with its gate"
@@ -184,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     from export.gate import GateRefusedError
     from export.live import reload_if_serving
     from export.parity import ParityError
-    from export.pipeline import ExportRequest, run_export
+    from export.pipeline import ExportRequest, already_served, run_export
     from export.quantize import VariantRefusedError
     from export.source import SourceError, resolve
 
@@ -206,6 +208,13 @@ def main(argv: list[str] | None = None) -> int:
         fp16=args.fp16,
         parity_images=args.parity_images,
     )
+    served = already_served(source, request.repository)
+    if served is not None and not args.force:
+        print(
+            f"{source.description} (MLflow run {source.mlflow_run_id}) is already served as Triton version "
+            f"{served}; nothing to do (--force exports it again)"
+        )
+        return 0
     try:
         result = run_export(source, request)
     except (GateRefusedError, ParityError, VariantRefusedError, ExportError, ConfigError) as exc:

@@ -118,6 +118,21 @@ def _write_artifacts(version_dir: Path, artifact_dir: Path, record: VersionRecor
         shutil.rmtree(staging, ignore_errors=True)
 
 
+def already_served(source: ModelSource, repository: Path) -> int | None:
+    """The served Triton version if it was exported from the same MLflow run, else None.
+
+    Exporting it again would only add a duplicate version that pushes the real previous one out of
+    ``num_versions`` (and out of reach of a rollback).
+    """
+    if not source.mlflow_run_id:
+        return None
+    mdir = model_dir(repository)
+    log = VersionLog.load(mdir)
+    served = served_version(mdir, log)
+    record = log.get(served) if served is not None else None
+    return served if record is not None and record.mlflow_run_id == source.mlflow_run_id else None
+
+
 def run_export(source: ModelSource, req: ExportRequest, say: Callable[[str], None] = print) -> ExportResult:
     size = int(source.meta.image_size)
     class_names = tuple(source.meta.class_names)

@@ -116,6 +116,11 @@ def test_cli_gate_exit_code_and_mlflow_fallback(
     onnx_bytes = (tmp_path / "repo" / "cats_dogs" / "1" / "model.onnx").read_bytes()
     assert (artifacts / "model.onnx").read_bytes() == onnx_bytes
     assert json.loads((artifacts / "export.json").read_text())["triton_version"] == 1
+    # The same champion again: already served, nothing written (a duplicate would push v-1 out).
+    capsys.readouterr()
+    assert main([*args, "--min-accuracy", "0.5"]) == 0
+    assert "already served as Triton version 1" in capsys.readouterr().out
+    assert version_dirs(tmp_path / "repo" / "cats_dogs") == [1]
 
 
 def test_no_metrics_at_all_is_refused_unless_forced(
