@@ -18,7 +18,7 @@ TRAIN_SET ?=
 PYTEST_ARGS ?=
 
 .PHONY: help setup download ingest preprocess train evaluate export-onnx rollback triton gateway up stop \
-        test lint format mlflow-ui smoke-test dvc-repro clean score perf
+        test lint format mlflow-ui smoke-test dvc-repro clean score perf build run compose-up compose-down deploy-k8s
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk -F':.*?## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -94,6 +94,19 @@ perf: setup ## Concurrency sweeps: Triton direct (perf_analyzer when present) an
 	$(PY) -m benchmarks.perf triton --images "$(PERF_IMAGES)" --out build/perf/triton.csv
 	$(PY) -m benchmarks.perf gateway --images "$(PERF_IMAGES)" --out build/perf/gateway.csv
 
+# --- containers and clusters (need Docker / kubectl; clear exit 3 where missing) -----------
+OVERLAY ?= gpu
+build: ## Build the gateway, trainer and Triton images (Docker)
+	scripts/deploy.sh build
+run: ## Run the gateway image against TRITON_URL (default: the host's Triton on :8001)
+	scripts/deploy.sh run
+compose-up: ## Compose stack: GPU, or the CPU override without one; MONITORING=1 adds Prometheus+Grafana
+	scripts/deploy.sh compose-up
+compose-down: ## Stop the compose stack
+	scripts/deploy.sh compose-down
+deploy-k8s: ## kubectl apply -k k8s/overlays/$(OVERLAY) (gpu|cpu), wait for the rollouts
+	scripts/deploy.sh deploy-k8s $(OVERLAY)
+
 # --- quality -----------------------------------------------------------------------------
 test: setup ## Run the test suite (unit + integration with a real Triton)
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
@@ -102,6 +115,7 @@ lint: setup ## ruff (lint + format check) and mypy
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(PY) scripts/validate_deploy.py
 
 format: setup
 	$(VENV)/bin/ruff check --fix .
