@@ -186,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     from export.gate import GateRefusedError
     from export.live import reload_if_serving
     from export.parity import ParityError
-    from export.pipeline import ExportRequest, already_served, run_export
+    from export.pipeline import ExportRequest, already_served, refresh_artifacts, run_export
     from export.quantize import VariantRefusedError
     from export.source import SourceError, resolve
 
@@ -214,6 +214,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{source.description} (MLflow run {source.mlflow_run_id}) is already served as Triton version "
             f"{served}; nothing to do (--force exports it again)"
         )
+        if request.artifact_dir is not None:
+            refresh_artifacts(request.repository, served, request.artifact_dir)
         return 0
     try:
         result = run_export(source, request)

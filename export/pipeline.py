@@ -102,6 +102,12 @@ def _gate(
     )
 
 
+def refresh_artifacts(repository: Path, version: int, artifact_dir: Path) -> None:
+    """Rewrite ``artifact_dir`` from an existing version (DVC removes stage outputs before a run)."""
+    mdir = model_dir(repository)
+    _write_artifacts(mdir / str(version), artifact_dir, VersionLog.load(mdir).get(version))
+
+
 def _write_artifacts(version_dir: Path, artifact_dir: Path, record: VersionRecord | None) -> None:
     """Replace ``artifact_dir`` with the new version's files and a summary (the DVC stage's output)."""
     artifact_dir.parent.mkdir(parents=True, exist_ok=True)

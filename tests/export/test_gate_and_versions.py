@@ -118,7 +118,9 @@ def test_cli_gate_exit_code_and_mlflow_fallback(
     assert json.loads((artifacts / "export.json").read_text())["triton_version"] == 1
     # The same champion again: already served, nothing written (a duplicate would push v-1 out).
     capsys.readouterr()
+    (artifacts / "model.onnx").unlink()  # as `dvc repro` does to a stage's outputs before running it
     assert main([*args, "--min-accuracy", "0.5"]) == 0
+    assert (artifacts / "model.onnx").read_bytes() == onnx_bytes
     assert "already served as Triton version 1" in capsys.readouterr().out
     assert version_dirs(tmp_path / "repo" / "cats_dogs") == [1]
 
