@@ -59,7 +59,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def check_output(path: Path) -> None:
+    """Refuse an unusable output before connecting to Triton or listing a large catalogue."""
+    if path.suffix not in {".csv", ".parquet"}:
+        raise ValueError(f"--output must end in .csv or .parquet, got {path.name}")
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"output folder does not exist: {path.parent} (create it first)")
+
+
 async def run(args: argparse.Namespace) -> RunSummary:
+    check_output(args.output)
     paths = list_inputs(args.input, args.shard)
     model = TritonModel(args.triton_url, args.model, timeout_s=args.timeout)
     try:
