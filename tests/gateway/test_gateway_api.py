@@ -97,6 +97,7 @@ def _bomb_png() -> bytes:
     ("case", "status", "error"),
     [
         ("no_file_field", 422, "missing_file"),
+        ("broken_multipart", 400, "bad_request"),
         ("empty_body", 422, "missing_file"),
         ("empty_file", 400, "empty"),
         ("not_an_image", 415, "unsupported_format"),
@@ -110,6 +111,10 @@ def test_bad_input_is_a_4xx_and_the_gateway_keeps_serving(
 ) -> None:
     if case == "no_file_field":
         response = client.post("/predict", data={"other": "x"}, files={"picture": ("a.jpg", photo(1))})
+    elif case == "broken_multipart":
+        response = client.post(
+            "/predict", content=b"garbage", headers={"Content-Type": "multipart/form-data; boundary=x"}
+        )
     elif case == "empty_body":
         response = client.post("/predict")
     elif case == "empty_file":
