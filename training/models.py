@@ -39,7 +39,7 @@ class SimpleCNN(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x))  # type: ignore[no-any-return]
+        return self.head(self.features(x))
 
 
 class ResidualBlock(nn.Module):
@@ -58,7 +58,7 @@ class ResidualBlock(nn.Module):
         self.act = nn.ReLU(inplace=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.act(self.body(x) + self.skip(x))  # type: ignore[no-any-return]
+        return self.act(self.body(x) + self.skip(x))
 
 
 class ImprovedCNN(nn.Module):
@@ -79,7 +79,7 @@ class ImprovedCNN(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.stages(self.stem(x)))  # type: ignore[no-any-return]
+        return self.head(self.stages(self.stem(x)))
 
 
 def _resnet18(num_classes: int, dropout_rate: float, pretrained: bool | str | Path) -> nn.Module:
@@ -148,4 +148,4 @@ class PetClassifier(nn.Module):
         self.network = network
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.network(self.normalize(images))  # type: ignore[no-any-return]
+        return self.network(self.normalize(images))

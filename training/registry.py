@@ -8,6 +8,11 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+    from mlflow.entities.model_registry import ModelVersion
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 REGISTERED_MODEL_NAME = "cats-dogs-classifier"
@@ -34,3 +39,45 @@ def configure_mlflow() -> None:
     if mlflow.get_experiment_by_name(EXPERIMENT_NAME) is None:
         mlflow.create_experiment(EXPERIMENT_NAME, artifact_location=artifact_root())
     mlflow.set_experiment(EXPERIMENT_NAME)
+
+
+def get_client() -> MlflowClient:
+    """A client on the project store (configures MLflow first)."""
+    from mlflow import MlflowClient
+
+    configure_mlflow()
+    return MlflowClient()
+
+
+def version_by_alias(client: MlflowClient, alias: str) -> ModelVersion | None:
+    """The registered version behind ``alias``, or None when the alias (or the model) does not exist."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_model_version_by_alias(REGISTERED_MODEL_NAME, alias)
+    except MlflowException:
+        return None
+
+
+def version_for_run(client: MlflowClient, run_id: str) -> ModelVersion | None:
+    """The newest registered version created from ``run_id``, if any."""
+    versions = client.search_model_versions(f"name='{REGISTERED_MODEL_NAME}' and run_id='{run_id}'")
+    return max(versions, key=lambda v: int(v.version), default=None)
+
+
+def set_alias(client: MlflowClient, alias: str, version: str | int) -> None:
+    client.set_registered_model_alias(REGISTERED_MODEL_NAME, alias, str(version))
+
+
+def download_checkpoint(run_id: str | None, dst_dir: Path) -> Path:
+    """The run's self-describing checkpoint (``CHECKPOINT_ARTIFACT``) as a local file."""
+    import mlflow
+
+    if not run_id:
+        raise ValueError("this model version has no MLflow run, so it has no checkpoint artifact")
+
+    dst_dir.mkdir(parents=True, exist_ok=True)
+    local = mlflow.artifacts.download_artifacts(
+        run_id=run_id, artifact_path=CHECKPOINT_ARTIFACT, dst_path=str(dst_dir)
+    )
+    return Path(local)

@@ -29,6 +29,9 @@ STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
 class InputNormalization(nn.Module):
     """uint8 NHWC RGB → normalised float NCHW. First layer of every exported graph."""
 
+    scale: torch.Tensor
+    shift: torch.Tensor
+
     def __init__(self, mean: tuple[float, ...] = MEAN, std: tuple[float, ...] = STD) -> None:
         super().__init__()
         # Folding /255 into the scale keeps it to one multiply-add per pixel.
@@ -70,10 +73,15 @@ class TrainTransform:
     noise_std: float = 0.03  # in units of full scale (255)
 
     def __post_init__(self) -> None:
-        ops: list[nn.Module] = [
-            v2.RandomResizedCrop(self.image_size, scale=self.crop_scale, antialias=True),
-            v2.RandomHorizontalFlip(self.hflip_prob),
-        ]
+        # crop_scale (1, 1) means "no crop": RandomResizedCrop would still jitter the aspect ratio.
+        crop: nn.Module = (
+            v2.Resize((self.image_size, self.image_size), antialias=True)
+            if self.crop_scale[0] >= 1.0
+            else v2.RandomResizedCrop(self.image_size, scale=self.crop_scale, antialias=True)
+        )
+        ops: list[nn.Module] = [crop]
+        if self.hflip_prob > 0:
+            ops.append(v2.RandomHorizontalFlip(self.hflip_prob))
         if self.rotation_degrees > 0:
             ops.append(v2.RandomRotation(self.rotation_degrees))
         if self.brightness or self.contrast or self.saturation:
@@ -89,3 +97,49 @@ class TrainTransform:
             noise = torch.randn(out.shape) * (self.noise_std * 255.0)
             out = (out.to(torch.float32) + noise).round().clamp(0, 255).to(torch.uint8)
         return out.permute(1, 2, 0).contiguous()
+
+
+@dataclass(frozen=True)
+class MixedBatch:
+    """A batch after mixup/cutmix: the loss is ``lam * CE(y_a) + (1 - lam) * CE(y_b)``."""
+
+    images: torch.Tensor  # uint8 NHWC, so the model still sees the serving contract
+    labels_a: torch.Tensor
+    labels_b: torch.Tensor
+    lam: float
+
+
+def mix_batch(
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    mixup_alpha: float = 0.0,
+    cutmix_alpha: float = 0.0,
+    generator: np.random.Generator,
+) -> MixedBatch:
+    """Mixup or CutMix (one of the enabled ones, chosen at random) on a uint8 NHWC batch.
+
+    Mixing happens in uint8 space: normalisation is affine, so blending raw pixels and then
+    normalising equals blending normalised pixels up to rounding, and the model keeps its input
+    contract. Each sample is paired with its neighbour in a rolled batch (as torchvision does).
+    """
+    modes = [m for m, a in (("mixup", mixup_alpha), ("cutmix", cutmix_alpha)) if a > 0]
+    if not modes or images.shape[0] < 2:
+        return MixedBatch(images, labels, labels, 1.0)
+    mode = modes[int(generator.integers(len(modes)))]
+    partner_images, partner_labels = images.roll(1, 0), labels.roll(1, 0)
+    if mode == "mixup":
+        lam = float(generator.beta(mixup_alpha, mixup_alpha))
+        mixed = images.to(torch.float32) * lam + partner_images.to(torch.float32) * (1.0 - lam)
+        return MixedBatch(mixed.round().clamp(0, 255).to(torch.uint8), labels, partner_labels, lam)
+    lam = float(generator.beta(cutmix_alpha, cutmix_alpha))
+    _, h, w, _ = images.shape
+    cut_h, cut_w = round(h * (1.0 - lam) ** 0.5), round(w * (1.0 - lam) ** 0.5)
+    cy, cx = int(generator.integers(h)), int(generator.integers(w))
+    y0, y1 = max(cy - cut_h // 2, 0), min(cy + cut_h // 2, h)
+    x0, x1 = max(cx - cut_w // 2, 0), min(cx + cut_w // 2, w)
+    mixed = images.clone()
+    mixed[:, y0:y1, x0:x1, :] = partner_images[:, y0:y1, x0:x1, :]
+    # The box may be clipped at the border: weight the labels by the area actually pasted.
+    lam = 1.0 - (y1 - y0) * (x1 - x0) / float(h * w)
+    return MixedBatch(mixed, labels, partner_labels, lam)

@@ -1,0 +1,534 @@
+"""Train a cats-vs-dogs classifier with MLflow tracking and registry.
+
+    python -m training.train --config configs/train.yaml [--set key=value ...]
+
+Reads top to bottom: config → seeds and device → data from the preprocess cache → model,
+optimiser and schedule → epochs (train, validate, log, early-stop) → best weights → plots,
+checkpoint, MLflow model, registry alias ``challenger``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import math
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from training import registry
+from training.checkpoint import CheckpointMeta, save_checkpoint
+from training.config import ConfigError, TrainConfig, load_config
+from training.dataset import CachedImageDataset, DataError, file_sha256, load_split
+from training.metrics import classification_metrics, flat_metrics, plot_confusion_matrix, plot_training_curves
+from training.models import PetClassifier, get_model
+from training.transforms import CLASS_NAMES, MEAN, STD, TrainTransform, mix_batch
+
+CHECKPOINT_NAME = "last.pt"
+
+
+@dataclass
+class TrainResult:
+    run_id: str
+    checkpoint: Path
+    best_epoch: int
+    val_metrics: dict[str, Any]
+    history: list[dict[str, float]] = field(default_factory=list)
+    model_version: str | None = None
+
+
+# --- setup --------------------------------------------------------------------------------
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)  # also seeds CUDA
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device: {name!r} requested but CUDA is not available (use device=auto or cpu)")
+    return device
+
+
+def git_sha() -> str:
+    """The commit the code came from, with ``-dirty`` when the work tree has changes."""
+    root = registry.PROJECT_ROOT
+    try:
+        sha = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return sha + ("-dirty" if dirty else "")
+
+
+def train_transform(cfg: TrainConfig) -> TrainTransform:
+    return TrainTransform(
+        image_size=cfg.image_size,
+        hflip_prob=cfg.hflip_prob,
+        rotation_degrees=cfg.rotation_degrees,
+        crop_scale=(cfg.crop_scale_min, 1.0),
+        brightness=cfg.brightness,
+        contrast=cfg.contrast,
+        saturation=cfg.saturation,
+        noise_std=cfg.noise_std,
+    )
+
+
+def _seed_worker(worker_id: int) -> None:
+    # torch seeds each worker differently; numpy and random need the same treatment.
+    seed = torch.initial_seed() % 2**32
+    np.random.seed(seed)
+    random.seed(seed)
+
+
+def make_loaders(cfg: TrainConfig) -> tuple[DataLoader[Any], DataLoader[Any]]:
+    manifest = Path(cfg.manifest)
+    cache_dir = Path(cfg.cache_dir)
+    train_set = CachedImageDataset(
+        load_split(manifest, "train"), cache_dir, cfg.image_size, transform=train_transform(cfg)
+    )
+    # Validation sees exactly what serving sees: the cached load_for_model array, no augmentation.
+    val_set = CachedImageDataset(load_split(manifest, "val"), cache_dir, cfg.image_size)
+    for name, ds in (("train", train_set), ("val", val_set)):
+        if len(ds) == 0:
+            raise DataError(f"the {name} split of {manifest} is empty; ingest more images")
+    generator = torch.Generator().manual_seed(cfg.seed)
+    common: dict[str, Any] = {
+        "num_workers": cfg.num_workers,
+        "pin_memory": torch.cuda.is_available(),
+        "persistent_workers": cfg.num_workers > 0,
+        "worker_init_fn": _seed_worker,
+    }
+    train_loader = DataLoader(
+        train_set,
+        batch_size=cfg.batch_size,
+        shuffle=True,
+        drop_last=len(train_set) > cfg.batch_size,  # a 1-sample last batch upsets BatchNorm
+        generator=generator,
+        **common,
+    )
+    val_loader = DataLoader(val_set, batch_size=cfg.batch_size * 2, shuffle=False, **common)
+    return train_loader, val_loader
+
+
+def make_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
+    # No weight decay on BatchNorm and biases: decaying them only fights the normalisation.
+    decay = [p for p in model.parameters() if p.requires_grad and p.ndim > 1]
+    no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim <= 1]
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=True)
+    return torch.optim.AdamW(groups, lr=cfg.lr)
+
+
+def make_scheduler(
+    cfg: TrainConfig, optimizer: torch.optim.Optimizer, steps_per_epoch: int
+) -> torch.optim.lr_scheduler.LRScheduler:
+    """Stepped once per batch."""
+    total = cfg.epochs * steps_per_epoch
+    if cfg.scheduler == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(
+            optimizer,
+            max_lr=cfg.lr,
+            total_steps=total,
+            pct_start=min(0.3, max(0.05, cfg.warmup_epochs / cfg.epochs)),
+        )
+    warmup = min(int(cfg.warmup_epochs * steps_per_epoch), max(total - 1, 0))
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        if cfg.scheduler == "constant":
+            return 1.0
+        progress = (step - warmup) / max(1, total - warmup)
+        return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+class EarlyStopping:
+    """Tracks the best epoch by val accuracy (ties: lower val loss) and when patience runs out."""
+
+    def __init__(self, patience: int, loss_min_delta: float = 1e-4) -> None:
+        self.patience = patience  # 0 never stops
+        self.loss_min_delta = loss_min_delta
+        self.best_accuracy, self.best_loss = -1.0, math.inf
+        self.best_epoch, self.stale = 0, 0
+
+    def update(self, epoch: int, accuracy: float, loss: float) -> bool:
+        """Record one epoch; True when it is the new best."""
+        better = accuracy > self.best_accuracy or (
+            accuracy == self.best_accuracy and loss < self.best_loss - self.loss_min_delta
+        )
+        if better:
+            self.best_accuracy, self.best_loss, self.best_epoch, self.stale = accuracy, loss, epoch, 0
+        else:
+            self.stale += 1
+        return better
+
+    @property
+    def should_stop(self) -> bool:
+        return self.patience > 0 and self.stale >= self.patience
+
+
+# --- one epoch ------------------------------------------------------------------------------
+
+
+def train_one_epoch(
+    model: nn.Module,
+    loader: DataLoader[Any],
+    criterion: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    scaler: torch.amp.GradScaler,
+    cfg: TrainConfig,
+    device: torch.device,
+    mix_rng: np.random.Generator,
+    desc: str,
+) -> dict[str, float]:
+    model.train()
+    use_amp = scaler.is_enabled()
+    total_loss, correct, seen = 0.0, 0, 0
+    mixing = cfg.mixup_alpha > 0 or cfg.cutmix_alpha > 0
+    bar = tqdm(loader, desc=desc, leave=False, disable=None, dynamic_ncols=True)
+    for step, (images, labels) in enumerate(bar):
+        if cfg.max_train_batches and step >= cfg.max_train_batches:
+            break
+        if mixing and mix_rng.random() < cfg.mix_prob:
+            mixed = mix_batch(
+                images, labels, mixup_alpha=cfg.mixup_alpha, cutmix_alpha=cfg.cutmix_alpha, generator=mix_rng
+            )
+        else:
+            mixed = mix_batch(images, labels, generator=mix_rng)  # identity
+        x = mixed.images.to(device, non_blocking=True)
+        y_a = mixed.labels_a.to(device, non_blocking=True)
+        y_b = mixed.labels_b.to(device, non_blocking=True)
+        with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=use_amp):
+            logits = model(x)
+            loss = mixed.lam * criterion(logits, y_a) + (1.0 - mixed.lam) * criterion(logits, y_b)
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        if cfg.grad_clip_norm > 0:
+            scaler.unscale_(optimizer)
+            nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip_norm)
+        scaler.step(optimizer)
+        scaler.update()
+        scheduler.step()
+
+        n = labels.shape[0]
+        total_loss += float(loss.detach()) * n
+        # Against the dominant label of a mixed batch: a trend indicator, val accuracy is the real one.
+        dominant = y_a if mixed.lam >= 0.5 else y_b
+        correct += int((logits.detach().argmax(1) == dominant).sum())
+        seen += n
+        bar.set_postfix(loss=f"{total_loss / seen:.4f}", acc=f"{correct / seen:.3f}")
+    return {"loss": total_loss / max(seen, 1), "accuracy": correct / max(seen, 1)}
+
+
+@torch.no_grad()
+def predict(
+    model: nn.Module, loader: DataLoader[Any], device: torch.device, use_amp: bool = False, desc: str = "eval"
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """Labels, predicted labels and the mean (un-smoothed) cross-entropy over a loader."""
+    model.eval()
+    ys, preds, loss_sum = [], [], 0.0
+    ce = nn.CrossEntropyLoss(reduction="sum")
+    for images, labels in tqdm(loader, desc=desc, leave=False, disable=None, dynamic_ncols=True):
+        x = images.to(device, non_blocking=True)
+        y = labels.to(device, non_blocking=True)
+        with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=use_amp):
+            logits = model(x)
+        loss_sum += float(ce(logits.float(), y))
+        ys.append(labels.numpy())
+        preds.append(logits.argmax(1).cpu().numpy())
+    y_true, y_pred = np.concatenate(ys), np.concatenate(preds)
+    return y_true, y_pred, loss_sum / max(len(y_true), 1)
+
+
+# --- MLflow helpers -------------------------------------------------------------------------
+
+
+def _log_params(cfg: TrainConfig, extra: dict[str, Any]) -> None:
+    import mlflow
+
+    params = {k: v for k, v in cfg.to_dict().items() if k != "tags"}
+    mlflow.log_params({**params, **extra})
+
+
+def _log_manifest(manifest: Path, digest: str) -> None:
+    import mlflow
+    import pandas as pd
+    from mlflow.data.pandas_dataset import from_pandas
+
+    df = pd.read_csv(manifest) if manifest.suffix == ".csv" else pd.read_parquet(manifest)
+    dataset = from_pandas(
+        df, source=str(manifest.resolve()), targets="label", name=manifest.name, digest=digest[:16]
+    )
+    mlflow.log_input(dataset, context="training")
+    mlflow.log_artifact(str(manifest), artifact_path="data")
+
+
+def _signature(image_size: int) -> Any:
+    from mlflow.models import ModelSignature
+    from mlflow.types import Schema, TensorSpec
+
+    return ModelSignature(
+        inputs=Schema([TensorSpec(np.dtype(np.uint8), (-1, image_size, image_size, 3), "image")]),
+        outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, len(CLASS_NAMES)), "logits")]),
+    )
+
+
+def _log_model(model: PetClassifier, image_size: int) -> str:
+    """The pytorch flavour under ``model``; returns its URI for registration."""
+    import mlflow.pytorch
+    import torchvision
+
+    info = mlflow.pytorch.log_model(
+        model,
+        name="model",
+        # A pickled nn.Module (with code_paths) keeps the dynamic batch size and loads as a module.
+        serialization_format="pickle",
+        signature=_signature(image_size),
+        # Given explicitly: inference would import-trace the model in a subprocess (slow).
+        pip_requirements=[
+            f"torch=={torch.__version__.split('+')[0]}",
+            f"torchvision=={torchvision.__version__.split('+')[0]}",
+        ],
+        # The pickled module refers to these packages; ship them so the model loads anywhere.
+        code_paths=[str(registry.PROJECT_ROOT / "training"), str(registry.PROJECT_ROOT / "imaging")],
+    )
+    return str(info.model_uri)
+
+
+def _register(model_uri: str, run_id: str) -> str:
+    import mlflow
+
+    client = registry.get_client()
+    version = mlflow.register_model(model_uri, registry.REGISTERED_MODEL_NAME, tags={"run_id": run_id})
+    registry.set_alias(client, registry.CHALLENGER, version.version)
+    return str(version.version)
+
+
+# --- the run --------------------------------------------------------------------------------
+
+
+def train(cfg: TrainConfig) -> TrainResult:
+    import mlflow
+
+    seed_everything(cfg.seed)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    device = resolve_device(cfg.device)
+    use_amp = cfg.amp and device.type == "cuda"
+
+    manifest = Path(cfg.manifest)
+    train_loader, val_loader = make_loaders(cfg)
+    manifest_sha = file_sha256(manifest)
+
+    model_kwargs: dict[str, Any] = {"num_classes": len(CLASS_NAMES), "dropout_rate": cfg.dropout_rate}
+    if cfg.model in ("simple_cnn", "improved_cnn"):
+        model_kwargs["width"] = cfg.width
+    network = get_model(cfg.model, pretrained=cfg.pretrained, **model_kwargs)
+    model = PetClassifier(network, MEAN, STD).to(device)
+
+    steps_per_epoch = len(train_loader)
+    if cfg.max_train_batches:
+        steps_per_epoch = min(steps_per_epoch, cfg.max_train_batches)
+    optimizer = make_optimizer(cfg, model)
+    scheduler = make_scheduler(cfg, optimizer, steps_per_epoch)
+    scaler = torch.amp.GradScaler(device.type, enabled=use_amp)
+    criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+    mix_rng = np.random.default_rng(cfg.seed)
+
+    n_train, n_val = len(train_loader.dataset), len(val_loader.dataset)  # type: ignore[arg-type]
+    print(
+        f"training {cfg.model} at {cfg.image_size}px on {device}{' (AMP)' if use_amp else ''}: "
+        f"{n_train} train / {n_val} val images, {cfg.epochs} epochs",
+        flush=True,
+    )
+
+    registry.configure_mlflow()
+    sha = git_sha()
+    output_dir = Path(cfg.output_dir)
+    with mlflow.start_run(run_name=cfg.run_name or None, tags=cfg.tags or None) as run:
+        run_id = run.info.run_id
+        _log_params(
+            cfg,
+            {
+                "git_sha": sha,
+                "manifest_sha256": manifest_sha,
+                "n_train": n_train,
+                "n_val": n_val,
+                "device": str(device),
+            },
+        )
+        _log_manifest(manifest, manifest_sha)
+
+        history: list[dict[str, float]] = []
+        stopper = EarlyStopping(cfg.early_stopping_patience)
+        best_state: dict[str, torch.Tensor] = copy.deepcopy(model.state_dict())
+        for epoch in range(1, cfg.epochs + 1):
+            started = time.perf_counter()
+            train_stats = train_one_epoch(
+                model,
+                train_loader,
+                criterion,
+                optimizer,
+                scheduler,
+                scaler,
+                cfg,
+                device,
+                mix_rng,
+                desc=f"epoch {epoch}/{cfg.epochs}",
+            )
+            y_true, y_pred, val_loss = predict(model, val_loader, device, use_amp, desc="val")
+            val = classification_metrics(y_true, y_pred, CLASS_NAMES)
+            seconds = time.perf_counter() - started
+
+            record = {
+                "epoch": float(epoch),
+                "train_loss": train_stats["loss"],
+                "train_accuracy": train_stats["accuracy"],
+                "val_loss": val_loss,
+                "lr": optimizer.param_groups[0]["lr"],
+                "epoch_seconds": seconds,
+                **flat_metrics(val, "val"),
+            }
+            history.append(record)
+            mlflow.log_metrics({k: v for k, v in record.items() if k != "epoch"}, step=epoch)
+            print(
+                f"epoch {epoch:3d}/{cfg.epochs}  train loss {train_stats['loss']:.4f} "
+                f"acc {train_stats['accuracy']:.3f}  val loss {val_loss:.4f} acc {val['accuracy']:.3f} "
+                f"f1 {val['f1_macro']:.3f}  {seconds:.1f}s",
+                flush=True,
+            )
+
+            if stopper.update(epoch, val["accuracy"], val_loss):
+                best_state = copy.deepcopy(model.state_dict())
+            elif stopper.should_stop:
+                print(f"early stopping: no better val accuracy for {stopper.stale} epochs", flush=True)
+                break
+        best_epoch = stopper.best_epoch
+
+        # Keep the best epoch's weights, not the last epoch's.
+        model.load_state_dict(best_state)
+        y_true, y_pred, val_loss = predict(model, val_loader, device, use_amp, desc="val (best)")
+        val = classification_metrics(y_true, y_pred, CLASS_NAMES)
+        mlflow.log_metrics(
+            {
+                "best_epoch": best_epoch,
+                "best_val_loss": val_loss,
+                **{f"best_{k}": v for k, v in flat_metrics(val, "val").items()},
+            }
+        )
+
+        with tempfile.TemporaryDirectory() as tmp:
+            plots = Path(tmp)
+            plot_confusion_matrix(
+                np.array(val["confusion_matrix"]),
+                CLASS_NAMES,
+                plots / "confusion_matrix_val.png",
+                f"validation (epoch {best_epoch}), acc {val['accuracy']:.3f}",
+            )
+            plot_training_curves(history, plots / "training_curves.png")
+            mlflow.log_artifacts(str(plots), artifact_path="plots")
+
+        model = model.to("cpu").eval()
+        meta = CheckpointMeta(
+            model_name=cfg.model,
+            model_kwargs=model_kwargs,
+            class_names=list(CLASS_NAMES),
+            image_size=cfg.image_size,
+            mean=list(MEAN),
+            std=list(STD),
+            config=cfg.to_dict(),
+            git_sha=sha,
+            manifest_sha256=manifest_sha,
+            epoch=best_epoch,
+            val_metrics=flat_metrics(val, "val"),
+            mlflow_run_id=run_id,
+        )
+        checkpoint = save_checkpoint(output_dir / "checkpoints" / CHECKPOINT_NAME, model, meta)
+        with tempfile.TemporaryDirectory() as tmp:
+            named = Path(tmp) / Path(registry.CHECKPOINT_ARTIFACT).name
+            named.write_bytes(checkpoint.read_bytes())
+            mlflow.log_artifact(str(named), artifact_path=str(Path(registry.CHECKPOINT_ARTIFACT).parent))
+
+        model_uri = _log_model(model, cfg.image_size)
+        version = _register(model_uri, run_id) if cfg.register else None
+
+    print(
+        f"best epoch {best_epoch}: val accuracy {val['accuracy']:.4f}, f1 {val['f1_macro']:.4f}\n"
+        f"checkpoint: {checkpoint}\nmlflow run: {run_id}"
+        + (
+            f"\nregistered {registry.REGISTERED_MODEL_NAME} version {version} as @{registry.CHALLENGER}"
+            if version
+            else ""
+        ),
+        flush=True,
+    )
+    return TrainResult(run_id, checkpoint, best_epoch, val, history, version)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m training.train", description="Train the cats-vs-dogs classifier (MLflow-tracked)."
+    )
+    parser.add_argument("--config", type=Path, help="YAML file of TrainConfig keys (e.g. configs/train.yaml)")
+    parser.add_argument(
+        "--section",
+        help="read the keys from this top-level section of the YAML file (e.g. `train` in params.yaml)",
+    )
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one config key (repeatable), e.g. --set epochs=5 --set model=improved_cnn",
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        cfg = load_config(args.config, args.overrides, section=args.section)
+        train(cfg)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except (DataError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")  # mlflow probes git; a missing git is not an error
+    raise SystemExit(main())
