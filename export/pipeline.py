@@ -26,7 +26,14 @@ from export.contract import (
     model_dir,
 )
 from export.dataset import DataLocation, LabelledImages, load_split, parity_images, synthetic_images
-from export.metadata import ModelFacts, current_git_sha, labels_text, utc_now, write_onnx_metadata
+from export.metadata import (
+    ModelFacts,
+    current_git_sha,
+    labels_text,
+    read_onnx_metadata,
+    utc_now,
+    write_onnx_metadata,
+)
 from export.onnx_export import export_onnx, verify_contract
 from export.parity import MIN_IMAGES, ParityReport, check_parity
 from export.source import ModelSource
@@ -124,6 +131,22 @@ def _write_artifacts(version_dir: Path, artifact_dir: Path, record: VersionRecor
         shutil.rmtree(staging, ignore_errors=True)
 
 
+def _warn_on_shape_change(mdir: Path, log: VersionLog, facts: ModelFacts, say: Callable[[str], None]) -> None:
+    """One config describes every loaded version; an input-size change leaves the older one unusable."""
+    served = served_version(mdir, log)
+    if served is None:
+        return
+    try:
+        old_size = int(read_onnx_metadata(mdir / str(served) / ONNX_FILENAME).get("image_size", "0"))
+    except (OSError, ValueError):
+        return
+    if old_size and old_size != facts.image_size:
+        say(
+            f"warning: input size changes {old_size} → {facts.image_size}px; version {served} stays loaded "
+            "(num_versions) but only the new version accepts the new shape. Rollback restores the old shape."
+        )
+
+
 def already_served(source: ModelSource, repository: Path) -> int | None:
     """The served Triton version if it was exported from the same MLflow run, else None.
 
@@ -161,6 +184,7 @@ def run_export(source: ModelSource, req: ExportRequest, say: Callable[[str], Non
         parity = check_parity(source.model, onnx_path, checks.images)
         say(f"{parity} [{checks.source}]")
 
+        _warn_on_shape_change(mdir, versions, facts, say)
         test = load_split("test", size, location=req.data, class_names=class_names)
         decision = _gate(onnx_path, test, source, req, mdir, versions)
         if not decision.passed and not req.force:

@@ -32,8 +32,8 @@ from export.contract import (
 )
 from export.cpu_repository import CpuOptions
 from export.live import reload_if_serving
-from export.metadata import read_onnx_metadata, utc_now
-from export.triton_config import read_config, set_parameters, write_config
+from export.metadata import ModelFacts, read_onnx_metadata, utc_now
+from export.triton_config import describe_version, read_config, write_config
 from export.versions import VersionLog, VersionRecord, served_version, version_dirs
 from training.registry import CHAMPION, REGISTERED_MODEL_NAME
 
@@ -86,14 +86,17 @@ def rollback_repository(
             f"version {newest} is the only version in {mdir}; there is no previous version to return to"
         )
     previous = older[-1]
-    facts = read_onnx_metadata(mdir / str(previous) / ONNX_FILENAME)
+    try:  # read before anything moves, so a bad previous version leaves everything as it was
+        facts = ModelFacts.from_strings(read_onnx_metadata(mdir / str(previous) / ONNX_FILENAME))
+    except (OSError, ValueError) as exc:
+        raise RollbackError(f"version {previous} cannot be served again: {exc}") from exc
     cpu_options = cpu_options_from(cpu_repository / MODEL_NAME) if cpu_repository is not None else None
 
     retired_to = retired_dir / mdir.name / f"{newest}-{utc_now().replace(':', '')}"
     retired_to.parent.mkdir(parents=True, exist_ok=True)
     shutil.move(str(mdir / str(newest)), str(retired_to))
     config = read_config(mdir / CONFIG_FILENAME)
-    set_parameters(config, facts)
+    describe_version(config, facts)
     write_config(config, mdir / CONFIG_FILENAME)
     record = log.get(newest) or VersionRecord(triton_version=newest)
     record.rolled_back_at = utc_now()

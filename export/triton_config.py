@@ -98,6 +98,23 @@ def set_parameters(config: mc.ModelConfig, values: dict[str, str]) -> None:
         config.parameters[key].string_value = value
 
 
+def describe_version(config: mc.ModelConfig, facts: ModelFacts) -> None:
+    """Make ``config`` describe the model ``facts`` come from: its parameters and its tensor shapes.
+
+    Used by rollback: the version served again may differ from the retired one in input size.
+    """
+    size, classes = facts.image_size, len(facts.class_names)
+    set_parameters(config, facts.as_strings())
+    del config.input[0].dims[:]
+    config.input[0].dims.extend([size, size, 3])
+    del config.output[0].dims[:]
+    config.output[0].dims.append(classes)
+    for warmup in config.model_warmup:
+        for sample in warmup.inputs.values():
+            del sample.dims[:]
+            sample.dims.extend([size, size, 3])
+
+
 def parameters(config: mc.ModelConfig) -> dict[str, str]:
     return {key: p.string_value for key, p in config.parameters.items()}
 

@@ -72,18 +72,23 @@ def test_rollback_of_an_empty_repository_is_refused(
     assert "nothing to roll back" in capsys.readouterr().err
 
 
-def test_rollback_without_mlflow_origin_leaves_alias(
+def test_rollback_restores_the_input_shape_and_leaves_alias_without_mlflow_origin(
     tmp_path: Path, models: Models, dataset: DataLocation, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    req = ExportRequest(repository=tmp_path / "repo", cpu_repository=None, data=dataset, force=True)
+    req = ExportRequest(
+        repository=tmp_path / "repo", cpu_repository=tmp_path / "cpu", data=dataset, force=True
+    )
     run_export(source(models.trained), req, say=lambda _: None)
-    run_export(source(models.trained), req, say=lambda _: None)
-    args = [
-        "--repository",
-        str(tmp_path / "repo"),
-        "--no-cpu-repository",
-        "--retired-dir",
-        str(tmp_path / "r"),
-    ]
-    assert main(args) == 0
+    said: list[str] = []
+    run_export(source(models.trained, image_size=48), req, say=said.append)
+    assert any("input size changes 32 → 48px" in line for line in said)
+    config_path = tmp_path / "repo" / "cats_dogs" / "config.pbtxt"
+    assert list(read_config(config_path).input[0].dims) == [48, 48, 3]
+    args = ["--repository", str(tmp_path / "repo"), "--cpu-repository", str(tmp_path / "cpu")]
+    assert main([*args, "--retired-dir", str(tmp_path / "r")]) == 0
     assert "left as it is" in capsys.readouterr().out
+    for path in (config_path, tmp_path / "cpu" / "cats_dogs" / "config.pbtxt"):
+        config = read_config(path)
+        assert list(config.input[0].dims) == [32, 32, 3]
+        assert list(config.model_warmup[0].inputs["image"].dims) == [32, 32, 3]
+        assert config.parameters["image_size"].string_value == "32"
