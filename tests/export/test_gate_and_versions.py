@@ -140,3 +140,23 @@ def test_floor_comes_from_params_yaml(tmp_path: Path) -> None:
     assert default_min_accuracy(params) == 0.9
     params.write_text("train:\n  epochs: 3\n")
     assert default_min_accuracy(params) == DEFAULT_MIN_ACCURACY
+
+
+def test_a_failed_parity_check_writes_nothing(
+    tmp_path: Path, models: Models, dataset: DataLocation, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Error handling only (the real parity failure is in test_parity.py): the staging is discarded."""
+    from export import pipeline
+    from export.parity import ParityError
+
+    req = _request(tmp_path, dataset)
+    run_export(source(models.trained), req, say=lambda _: None)
+    before = _snapshot(tmp_path)
+
+    def disagree(*_: object, **__: object) -> None:
+        raise ParityError("max |Δp| = 3e-02")
+
+    monkeypatch.setattr(pipeline, "check_parity", disagree)
+    with pytest.raises(ParityError):
+        run_export(source(models.trained), req, say=lambda _: None)
+    assert _snapshot(tmp_path) == before and not list(tmp_path.glob(".export-staging-*"))
