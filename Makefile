@@ -15,6 +15,8 @@ DATA_DIR ?=
 SOURCE ?= $(if $(DATA_DIR),$(DATA_DIR),synthetic)
 TRAIN_CONFIG ?= configs/train.yaml
 TRAIN_SET ?=
+# The preprocess cache must be at the size the training config trains at.
+IMAGE_SIZE ?= $(or $(shell awk '/^image_size:/ {print $$2}' $(TRAIN_CONFIG) 2>/dev/null),224)
 PYTEST_ARGS ?=
 
 .PHONY: help setup download ingest preprocess train evaluate export-onnx rollback triton gateway up stop \
@@ -45,7 +47,7 @@ ingest: setup ## Validate, deduplicate and split the source into data/manifest.c
 	$(PY) -m training.data ingest --source $(SOURCE)
 
 preprocess: setup ## Resize every manifest image into the training cache (parallel, idempotent)
-	$(PY) -m training.data preprocess
+	$(PY) -m training.data preprocess --image-size $(IMAGE_SIZE)
 
 train: setup ## Train with MLflow tracking; registers alias `challenger`
 	$(PY) -m training.train --config $(TRAIN_CONFIG) $(foreach s,$(TRAIN_SET),--set $(s))
@@ -60,7 +62,7 @@ rollback: setup ## Serve the previous model version again (repository + MLflow a
 	$(PY) -m export.rollback
 
 dvc-repro: setup ## Run the DVC pipeline (ingest → preprocess → train → evaluate → export)
-	$(VENV)/bin/dvc repro
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/dvc repro
 
 mlflow-ui: setup ## MLflow UI on http://127.0.0.1:5001
 	$(VENV)/bin/mlflow server --backend-store-uri sqlite:///mlflow.db --default-artifact-root ./mlartifacts \
