@@ -74,6 +74,29 @@ def compute(data: LabelledImages, probabilities: np.ndarray, class_names: tuple[
     return stats
 
 
+# Config parameter carrying the drift reference to the gateway, which reads it from Triton
+# (it cannot read files beside the model).
+PARAMETER_KEY = "drift_baseline"
+
+
+def as_parameter(stats: dict[str, Any]) -> dict[str, str]:
+    """The part of the baseline a live monitor compares against, as a compact config parameter."""
+    keep = {
+        "images": stats["images"],
+        "predicted_ratio": stats["predicted_ratio"],
+        "confidence": {k: stats["confidence"][k] for k in ("edges", "fractions", "mean")},
+        "brightness": {k: stats["brightness"][k] for k in ("edges", "fractions", "mean")},
+    }
+    return {PARAMETER_KEY: json.dumps(keep, separators=(",", ":"))}
+
+
+def read(path: Path) -> dict[str, Any] | None:
+    if not path.is_file():
+        return None
+    stats: dict[str, Any] = json.loads(path.read_text())
+    return stats
+
+
 def write(stats: dict[str, Any], path: Path) -> Path:
     path.write_text(json.dumps(stats, indent=2) + "\n")
     return path

@@ -37,7 +37,7 @@ from export.metadata import (
 from export.onnx_export import export_onnx, verify_contract
 from export.parity import MIN_IMAGES, ParityReport, check_parity
 from export.source import ModelSource
-from export.triton_config import ServingOptions, build_config, write_config
+from export.triton_config import ServingOptions, build_config, set_parameters, write_config
 from export.versions import VersionLog, VersionRecord, next_version, served_version
 
 
@@ -217,6 +217,7 @@ def run_export(source: ModelSource, req: ExportRequest, say: Callable[[str], Non
         baseline_stats.write(stats, vdir / BASELINE_FILENAME)
 
         config = build_config(facts, req.serving)
+        set_parameters(config, baseline_stats.as_parameter(stats))
         write_config(config, staging / CONFIG_FILENAME)
         (staging / LABELS_FILENAME).write_text(labels_text(class_names))
 

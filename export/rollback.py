@@ -21,7 +21,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from export import baseline_stats
 from export.contract import (
+    BASELINE_FILENAME,
     CONFIG_FILENAME,
     DEFAULT_CPU_REPOSITORY,
     DEFAULT_REPOSITORY,
@@ -33,7 +35,7 @@ from export.contract import (
 from export.cpu_repository import CpuOptions
 from export.live import reload_if_serving
 from export.metadata import ModelFacts, read_onnx_metadata, utc_now
-from export.triton_config import describe_version, read_config, write_config
+from export.triton_config import describe_version, read_config, set_parameters, write_config
 from export.versions import VersionLog, VersionRecord, served_version, version_dirs
 from training.registry import CHAMPION, REGISTERED_MODEL_NAME
 
@@ -97,6 +99,11 @@ def rollback_repository(
     shutil.move(str(mdir / str(newest)), str(retired_to))
     config = read_config(mdir / CONFIG_FILENAME)
     describe_version(config, facts)
+    baseline = baseline_stats.read(mdir / str(previous) / BASELINE_FILENAME)
+    if baseline is not None:
+        set_parameters(config, baseline_stats.as_parameter(baseline))
+    else:
+        config.parameters.pop(baseline_stats.PARAMETER_KEY, None)
     write_config(config, mdir / CONFIG_FILENAME)
     record = log.get(newest) or VersionRecord(triton_version=newest)
     record.rolled_back_at = utc_now()

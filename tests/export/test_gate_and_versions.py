@@ -72,6 +72,12 @@ def test_versions_increment_and_map_to_mlflow(tmp_path: Path, models: Models, da
     )
     config = read_config(req.repository / "cats_dogs" / "config.pbtxt")
     assert config.parameters["triton_model_version"].string_value == "2"
+    # The drift reference reaches the gateway through the config: it must be version 2's baseline.
+    drift = json.loads(config.parameters["drift_baseline"].string_value)
+    baseline = json.loads((req.repository / "cats_dogs" / "2" / "baseline_stats.json").read_text())
+    assert drift["predicted_ratio"] == baseline["predicted_ratio"]
+    assert drift["brightness"]["fractions"] == baseline["brightness"]["fractions"]
+    assert drift["confidence"]["mean"] == baseline["confidence"]["mean"]
 
 
 def test_gate_refuses_a_worse_model_and_writes_nothing(
