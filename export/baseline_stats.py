@@ -16,15 +16,10 @@ from typing import Any
 import numpy as np
 
 from export.dataset import LabelledImages
+from imaging import brightness
 
 CONFIDENCE_BINS = 10
 BRIGHTNESS_BINS = 16
-_LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float64)
-
-
-def brightness(images: np.ndarray) -> np.ndarray:
-    """Mean luma per image, 0–255 (the same formula a monitor applies to live inputs)."""
-    return np.asarray(images.reshape(len(images), -1, 3).astype(np.float64) @ _LUMA).mean(axis=1)
 
 
 def _histogram(values: np.ndarray, lo: float, hi: float, bins: int) -> dict[str, Any]:

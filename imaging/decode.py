@@ -173,3 +173,13 @@ def load_for_model(data: bytes, size: int, *, limits: DecodeLimits | None = None
     """Bytes → uint8 [size, size, 3]. The one path used by preprocessing, serving and scoring."""
     decoded = decode_image(data, limits=limits, draft_size=size)
     return resize_for_model(decoded.image, size)
+
+
+# Rec. 601 luma: the brightness the drift baseline (export) and the live monitor (gateway) share.
+_LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float64)
+
+
+def brightness(images: np.ndarray) -> np.ndarray:
+    """Mean luma (0–255) per image of a uint8 ``[N, H, W, 3]`` batch (or one ``[H, W, 3]`` image)."""
+    batch = images[None] if images.ndim == 3 else images
+    return np.asarray(batch.reshape(len(batch), -1, 3).astype(np.float64) @ _LUMA).mean(axis=1)
