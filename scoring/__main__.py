@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     rate = summary.scored / summary.seconds if summary.seconds else 0.0
     print(
         f"done: {summary.scored} scored, {summary.skipped} already done, {summary.failed} failed "
-        f"of {summary.total} in {summary.seconds:.1f}s ({rate:.1f} img/s) → {args.output}",
+        f"of {summary.total} in {summary.seconds:.2f}s ({rate:.1f} img/s) → {args.output}",
         file=sys.stderr,
     )
     if summary.failed:

@@ -1,0 +1,411 @@
+"""BENCHMARKS.md and its PNG charts from the suite's results (``build/bench/results.json``).
+
+Numbers only come from the results of one run; nothing here is typed in by hand. Analysis written
+by people lives in ``docs/benchmarks/ANALYSIS.md`` and is linked when present.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+TARGETS = ("baseline", "gateway_fp32", "gateway_int8", "triton_fp32")
+LABELS = {
+    "baseline": "baseline design (FastAPI + PyTorch eager)",
+    "gateway_fp32": "gateway + Triton FP32",
+    "gateway_int8": "gateway + Triton INT8",
+    "triton_fp32": "Triton gRPC direct FP32",
+}
+
+
+def _med(values: Sequence[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def _levels(res: dict[str, Any]) -> list[int]:
+    return sorted(int(c) for c in res["matrix"]["baseline"])
+
+
+def _runs(res: dict[str, Any], target: str, c: int) -> list[dict[str, Any]]:
+    return list(res["matrix"][target][str(c)])
+
+
+def _median(res: dict[str, Any], target: str, c: int, key: str = "infer_per_s") -> float:
+    return _med([r[key] for r in _runs(res, target, c)])
+
+
+def _paired(res: dict[str, Any], a: str, b: str, c: int, key: str = "infer_per_s") -> float:
+    pairs = zip(_runs(res, a, c), _runs(res, b, c), strict=True)
+    return _med([x[key] / max(y[key], 1e-9) for x, y in pairs])
+
+
+def target_rows(res: dict[str, Any]) -> list[tuple[str, str, float, bool, str]]:
+    """(criterion, target, measured, met, how) — every ratio is a median of paired runs."""
+    rows: list[tuple[str, str, float, bool, str]] = []
+    for c in _levels(res):
+        r = _paired(res, "gateway_fp32", "baseline", c)
+        rows.append((f"gateway+Triton FP32 / baseline img/s, c={c}", "≥ 1.4×", r, r >= 1.4, "×"))
+    for c in _levels(res):
+        r = _paired(res, "gateway_int8", "baseline", c)
+        rows.append((f"gateway+Triton INT8 / baseline img/s, c={c}", "≥ 2×", r, r >= 2.0, "×"))
+    for c in _levels(res):
+        r = _paired(res, "gateway_fp32", "baseline", c, "p99_us")
+        rows.append((f"gateway FP32 p99 / baseline p99, c={c}", "≤ 1 (no worse)", r, r <= 1.0, "×"))
+    for c in _levels(res):
+        r = _paired(res, "gateway_fp32", "triton_fp32", c)
+        rows.append((f"gateway / Triton-direct img/s, c={c}", "≥ 0.75", r, r >= 0.75, "×"))
+    b = res["batching"]
+    pairs = zip(b["dynamic_batching"], b["no_batching"], strict=True)
+    r = _med([x["infer_per_s"] / max(y["infer_per_s"], 1e-9) for x, y in pairs])
+    c_top = b["dynamic_batching"][0]["concurrency"]
+    rows.append((f"dynamic batching on / off, c={c_top}", "≥ 1.2×", r, r >= 1.2, "×"))
+    s = res["scoring"]
+    pairs = zip(s["runs"], s["direct"], strict=True)
+    r = _med([x["img_per_s"] / max(y["infer_per_s"], 1e-9) for x, y in pairs])
+    rows.append(("bulk scoring / Triton-direct img/s", "≥ 0.85", r, r >= 0.85, "×"))
+    rss = rss_summary(res)
+    rows.append(
+        (
+            f"gateway RSS after {rss['requests']} requests",
+            "≤ 300 MB",
+            rss["final_mb"],
+            rss["final_mb"] <= 300,
+            " MB",
+        )
+    )
+    rows.append(("gateway RSS growth", "≤ 5 %", rss["growth_pct"], rss["growth_pct"] <= 5.0, " %"))
+    return rows
+
+
+def rss_summary(res: dict[str, Any]) -> dict[str, float]:
+    points = res["rss"]["points"]
+    first, last = points[0][1], points[-1][1]
+    return {
+        "requests": points[-1][0],
+        "start_mb": first / 1e6,
+        "final_mb": last / 1e6,
+        "growth_pct": 100.0 * (last - first) / first if first else float("nan"),
+    }
+
+
+def _list(runs: Sequence[dict[str, Any]]) -> str:
+    return ", ".join(f"{r['infer_per_s']:.1f}" for r in runs)
+
+
+def _list_s(values: Sequence[float]) -> str:
+    return ", ".join(f"{v:.2f}" for v in values)
+
+
+def _fmt(v: float, unit: str) -> str:
+    return f"{v:.2f}{unit}" if unit == "×" else f"{v:.1f}{unit}"
+
+
+def _chart_throughput(res: dict[str, Any], path: Path, key: str, ylabel: str, scale: float) -> None:
+    levels = _levels(res)
+    fig, ax = plt.subplots(figsize=(8, 4.2))
+    width = 0.8 / len(TARGETS)
+    for i, t in enumerate(TARGETS):
+        values = [_median(res, t, c, key) * scale for c in levels]
+        xs = [j + (i - (len(TARGETS) - 1) / 2) * width for j in range(len(levels))]
+        ax.bar(xs, values, width, label=LABELS[t])
+    ax.set_xticks(range(len(levels)), [f"concurrency {c}" for c in levels])
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _chart_targets(rows: list[tuple[str, str, float, bool, str]], path: Path) -> None:
+    ratio_rows = [r for r in rows if r[4] == "×"]
+    fig, ax = plt.subplots(figsize=(8, 0.35 * len(ratio_rows) + 1.2))
+    names = [r[0] for r in ratio_rows][::-1]
+    values = [r[2] for r in ratio_rows][::-1]
+    colors = ["tab:green" if r[3] else "tab:red" for r in ratio_rows][::-1]
+    ax.barh(names, values, color=colors)
+    for y, r in enumerate(ratio_rows[::-1]):
+        goal = float(r[1].split()[1].rstrip("×"))
+        ax.plot([goal, goal], [y - 0.4, y + 0.4], color="black", lw=1.5)
+    ax.set_xlabel("measured ratio (bar) vs target (black tick); green = met")
+    ax.tick_params(axis="y", labelsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _chart_rss(res: dict[str, Any], path: Path) -> None:
+    points = res["rss"]["points"]
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    ax.plot([p[0] for p in points], [p[1] / 1e6 for p in points], marker="o")
+    ax.set_xlabel(f"requests after {res['rss']['warmup_requests']} warm-up requests")
+    ax.set_ylabel("gateway RSS (MB)")
+    ax.set_ylim(bottom=0)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _chart_engines(res: dict[str, Any], path: Path) -> None:
+    engines = res["engines"]
+    batches = sorted({int(k.split("|")[1]) for k in engines})
+    names = sorted({k.split("|")[0] for k in engines})
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    for i, name in enumerate(names):
+        xs = [j + (i - 0.5) * 0.38 for j in range(len(batches))]
+        ax.bar(xs, [_med(engines[f"{name}|{b}"]) for b in batches], 0.38, label=name)
+    ax.set_xticks(range(len(batches)), [f"batch {b}" for b in batches])
+    ax.set_ylabel("img/s (in process)")
+    ax.legend(fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write_charts(res: dict[str, Any], folder: Path) -> dict[str, Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    charts = {
+        "throughput": folder / "throughput.png",
+        "p99": folder / "p99_latency.png",
+        "targets": folder / "targets.png",
+        "rss": folder / "gateway_rss.png",
+        "engines": folder / "ort_vs_eager.png",
+    }
+    _chart_throughput(res, charts["throughput"], "infer_per_s", "img/s (median of runs)", 1.0)
+    _chart_throughput(res, charts["p99"], "p99_us", "p99 latency, ms (median of runs)", 1e-3)
+    _chart_targets(target_rows(res), charts["targets"])
+    _chart_rss(res, charts["rss"])
+    _chart_engines(res, charts["engines"])
+    return charts
+
+
+def render(res: dict[str, Any], charts: dict[str, Path], out: Path) -> str:
+    def link(name: str) -> str:
+        return os.path.relpath(charts[name], out.parent)
+
+    s = res["settings"]
+    cmd = res["command"]
+    gflop = res["flops_per_image"] / 1e9
+    m = res["machine"]
+    lines = [
+        "# Benchmarks",
+        "",
+        f"Generated by `{cmd}` ({res['wall_s'] / 60:.1f} min) on {m['date']}, commit `{m['git']}`. "
+        "Do not edit by hand: rerun `make bench`.",
+        "",
+        f"- Machine: {m['cpu']}, Python {m['python']}. Load average (1/5/15 min) at start "
+        f"**{res['load_start']}**, at end **{res['load_end']}** (the machine is shared; other work was "
+        "running when the load average is above ~0.5).",
+        f"- Model: `{s['model']}` at {s['image_size']}×{s['image_size']}, **random (seeded) weights** — "
+        "speed does not depend on weight values; accuracy is reported by training/export, and below "
+        "where a trained checkpoint exists. The same checkpoint feeds the baseline server, the ONNX "
+        f"export and PyTorch eager. {gflop:.2f} GFLOP per image (PyTorch flop counter).",
+        f"- Photos: `{s['images']}`; load tests cycle through {s['sample']} of them (real JPEG bytes to "
+        "HTTP servers; decoded uint8 tensors to Triton direct).",
+        f"- Every comparison is interleaved within each of **{s['runs']} runs** (rotated order); tables show "
+        f"medians, ratios are medians of paired runs. Load levels: ≤ {s['duration']:g} s and ≤ "
+        f"{s['max_requests']} requests each, closed loop, 127.0.0.1 only.",
+        "",
+    ]
+    analysis = charts["throughput"].parent / "ANALYSIS.md"
+    if analysis.is_file():
+        lines += [
+            f"Profiles and what limits each figure: [ANALYSIS.md]({os.path.relpath(analysis, out.parent)}).",
+            "",
+        ]
+
+    rows = target_rows(res)
+    lines += ["## Targets", "", "| criterion | target | measured | met |", "|---|---|---:|:---:|"]
+    lines += [f"| {n} | {t} | {_fmt(v, u)} | {'✅' if ok else '❌'} |" for n, t, v, ok, u in rows]
+    lines += ["", f"![targets]({link('targets')})", ""]
+
+    lines += [
+        "## Serving: baseline design vs gateway + Triton",
+        "",
+        f"Command: `{cmd}` (section 4). Standalone equivalent per target: `python -m benchmarks.perf gateway "
+        f"--images {s['images']} --url <server> --concurrency {','.join(map(str, s['concurrency']))} "
+        f"--duration {s['duration']:g} --max-requests {s['max_requests']}` (and `perf triton --batch 1` for "
+        "Triton direct). Baseline = `python -m benchmarks.baseline_server --checkpoint <same .pt>`.",
+        "",
+        "| target | concurrency | img/s (median) | p50 ms | p99 ms | img/s per run | Triton avg batch |",
+        "|---|---:|---:|---:|---:|---|---:|",
+    ]
+    for t in TARGETS:
+        for c in _levels(res):
+            runs = _runs(res, t, c)
+            batch = [r["server_avg_batch"] for r in runs if r.get("server_avg_batch")]
+            lines.append(
+                f"| {LABELS[t]} | {c} | {_median(res, t, c):.1f} | {_median(res, t, c, 'p50_us') / 1e3:.1f} "
+                f"| {_median(res, t, c, 'p99_us') / 1e3:.1f} | {_list(runs)} "
+                f"| {f'{_med(batch):.1f}' if batch else '–'} |"
+            )
+    errors = {t: sum(r["errors"] for c in _levels(res) for r in _runs(res, t, c)) for t in TARGETS}
+    lines += [
+        "",
+        f"Non-OK responses over all levels: {errors}.",
+        "",
+        f"![throughput]({link('throughput')})",
+        f"![p99]({link('p99')})",
+        "",
+    ]
+
+    b = res["batching"]
+    lines += [
+        "## Triton dynamic batching on vs off",
+        "",
+        f"Command: `{cmd}` (section 5): 1-image gRPC requests at concurrency "
+        f"{b['dynamic_batching'][0]['concurrency']} "
+        "to `cats_dogs` and to `cats_dogs_nobatch`, the same model whose config is derived from the "
+        "generated one with `dynamic_batching` removed (`benchmarks/stack.py`), loaded in the same server.",
+        "",
+        "| config | img/s (median) | p99 ms | avg batch | img/s per run |",
+        "|---|---:|---:|---:|---|",
+    ]
+    for name, runs in b.items():
+        batch = [r["server_avg_batch"] for r in runs if r.get("server_avg_batch")]
+        lines.append(
+            f"| {name} | {_med([r['infer_per_s'] for r in runs]):.1f} "
+            f"| {_med([r['p99_us'] for r in runs]) / 1e3:.1f} "
+            f"| {f'{_med(batch):.1f}' if batch else '–'} | {_list(runs)} |"
+        )
+
+    sc = res["scoring"]
+    lines += [
+        "",
+        "## Bulk scoring vs Triton direct",
+        "",
+        f"Scorer: `{sc['runs'][0]['command']}` ({sc['photos']} photos, fresh output each run; "
+        "img/s from its own summary line, i.e. the pipeline without interpreter start-up). "
+        f"Triton direct: the same model fed pre-decoded batches of {SCORER_BATCH_TEXT} at the same "
+        "depth (`python -m benchmarks.perf triton --batch 32 --concurrency 4`), measured right after "
+        "each scorer run.",
+        "",
+        "| run | scorer img/s | scorer wall s | Triton direct img/s | ratio |",
+        "|---:|---:|---:|---:|---:|",
+    ]
+    for i, (r, d) in enumerate(zip(sc["runs"], sc["direct"], strict=True), 1):
+        lines.append(
+            f"| {i} | {r['img_per_s']:.1f} | {r['wall_s']:.1f} | {d['infer_per_s']:.1f} | "
+            f"{r['img_per_s'] / max(d['infer_per_s'], 1e-9):.2f} |"
+        )
+
+    rss = rss_summary(res)
+    ts, gs = res["triton_start_s"], res["gateway_start_s"]
+    lines += [
+        "",
+        "## Gateway memory and cold starts",
+        "",
+        f"Command: `{cmd}` (sections 2, 3, 7). RSS of the gateway process (+ children) from /proc after "
+        f"{res['rss']['warmup_requests']} warm-up requests, then every "
+        f"{max(1, s['rss_requests'] // 10)} requests "
+        f"at concurrency 8 (`--rss-requests {s['rss_requests']}`; the issue's 20000 takes ~6 min here, pass "
+        "`--rss-requests 20000` for it).",
+        "",
+        f"- RSS: {rss['start_mb']:.1f} MB after warm-up → {rss['final_mb']:.1f} MB after "
+        f"{rss['requests']} requests "
+        f"({rss['growth_pct']:+.1f} %), at {res['rss']['img_per_s']:.1f} img/s.",
+        f"- Triton cold start (spawn → model ready, warm-up sample included): median {_med(ts):.2f} s "
+        f"(runs: {_list_s(ts)}).",
+        f"- Gateway cold start (spawn → /health/ready): median {_med(gs):.2f} s (runs: {_list_s(gs)}).",
+        "- Baseline server start (spawn → /health, PyTorch import + checkpoint load): "
+        f"{res['baseline_start_s']:.2f} s.",
+        "",
+        f"![rss]({link('rss')})",
+        "",
+    ]
+
+    eng = res["engines"]
+    lines += [
+        "## ONNX Runtime vs PyTorch eager (in process)",
+        "",
+        f"Command: `{cmd}` (section 8): the served `model.onnx` in ONNX Runtime (ORT_ENABLE_ALL, "
+        f"{s['threads']} threads) vs the same checkpoint in PyTorch eager ({s['threads']} threads, "
+        "inference_mode), same uint8 batches, interleaved.",
+        "",
+        "| batch | ONNX Runtime img/s | PyTorch eager img/s | ORT / eager |",
+        "|---:|---:|---:|---:|",
+    ]
+    for bs in sorted({int(k.split("|")[1]) for k in eng}):
+        o, e = _med(eng[f"ONNX Runtime|{bs}"]), _med(eng[f"PyTorch eager|{bs}"])
+        lines.append(f"| {bs} | {o:.1f} | {e:.1f} | {o / e:.2f}× |")
+    lines += ["", f"![engines]({link('engines')})", ""]
+
+    i8 = res["int8"]
+    lines += ["## INT8 vs FP32", "", f"Command: `{i8['command']}`", "", i8["table"], ""]
+    acc = i8.get("accuracy")
+    if acc:
+        lines += [
+            f"Accuracy of the trained checkpoint `{acc['checkpoint']}` ({acc['architecture']}) on "
+            f"{acc['images']} "
+            f"labelled photos from `{s['images']}`: FP32 **{acc['fp32']:.3f}**, INT8 **{acc['int8']:.3f}** "
+            f"(Δ {acc['int8'] - acc['fp32']:+.3f}; INT8 calibrated on 64 other photos).",
+            "",
+        ]
+    else:
+        lines += [
+            "Accuracy: no trained checkpoint was present at run time (`--accuracy-checkpoint`, default "
+            "`artifacts/checkpoints/last.pt`), so INT8 vs FP32 accuracy is not measured here; "
+            "`python -m export --int8` gates the INT8 variant on the test split at export time.",
+            "",
+        ]
+
+    peak = res["peak_gflops"]
+    lines += [
+        "## Achieved GFLOP/s vs the CPU's peak",
+        "",
+        f"Peak assumed: **{peak:.1f} GFLOP/s** FP32 = {res['peak_assumption']}. Achieved = img/s × "
+        f"{gflop:.2f} GFLOP (ResNet18 at 224 ≈ 3.64 GFLOP = 1.82 GMAC). INT8 runs integer kernels, so its "
+        "share of an FP32 peak is only indicative.",
+        "",
+        "| path | img/s | GFLOP/s | % of peak |",
+        "|---|---:|---:|---:|",
+    ]
+    best = {t: max(_median(res, t, c) for c in _levels(res)) for t in TARGETS}
+    paths = [(f"{LABELS[t]} (best concurrency)", v) for t, v in best.items()]
+    paths += [(f"{k.replace('|', ', batch ')} (in process)", _med(v)) for k, v in sorted(eng.items())]
+    paths.append(("bulk scorer", _med([r["img_per_s"] for r in sc["runs"]])))
+    for name, rate in paths:
+        lines.append(f"| {name} | {rate:.1f} | {rate * gflop:.1f} | {100 * rate * gflop / peak:.1f} % |")
+    lines.append("")
+    return "\n".join(lines)
+
+
+SCORER_BATCH_TEXT = "32 images, 4 in flight"
+
+
+def write_report(res: dict[str, Any], out: Path, charts_dir: Path) -> None:
+    charts = write_charts(res, charts_dir)
+    out.write_text(render(res, charts, out))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.report", description="Render BENCHMARKS.md again from a results.json."
+    )
+    parser.add_argument("results", type=Path, help="results.json written by python -m benchmarks.suite")
+    parser.add_argument("--out", type=Path, required=True, help="report to write (e.g. BENCHMARKS.md)")
+    parser.add_argument("--charts", type=Path, required=True, help="folder for the PNG charts")
+    args = parser.parse_args(argv)
+    if not args.results.is_file():
+        print(f"error: no results file at {args.results}", file=sys.stderr)
+        return 2
+    write_report(json.loads(args.results.read_text()), args.out, args.charts)
+    print(f"report → {args.out}, charts → {args.charts}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

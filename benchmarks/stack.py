@@ -1,0 +1,220 @@
+"""What the benchmark suite measures, built and started the way users build and start it.
+
+One checkpoint → the export package's ONNX + INT8 + canonical config → derived CPU repository
+(``export.cpu_repository.build``, the same code ``python -m export`` runs). The repository then gets
+two siblings derived from the generated config, never hand-written: ``cats_dogs_int8`` (the CPU
+repository built with ``--cpu-variant int8``) and ``cats_dogs_nobatch`` (dynamic batching removed).
+Triton starts through ``serving.triton.TritonLauncher`` and the gateway through
+``serving.gateway_process.start_gateway`` — the launchers behind ``make triton`` / ``make gateway``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from export.contract import CONFIG_FILENAME, LABELS_FILENAME, MODEL_NAME, ONNX_FILENAME
+from export.cpu_repository import CpuOptions, build
+from export.metadata import ModelFacts, labels_text, write_onnx_metadata
+from export.onnx_export import export_onnx
+from export.quantize import VARIANT_FILES, quantize_int8
+from export.triton_config import ServingOptions, build_config, read_config, write_config
+from serving.gateway_process import GatewayOptions, start_gateway
+from serving.processes import PROJECT_ROOT, stop_by_pid_file, wait_http_ok
+from serving.triton import TritonLauncher, TritonOptions
+from training.checkpoint import CheckpointMeta, load_checkpoint, save_checkpoint
+from training.models import PetClassifier, get_model
+from training.transforms import CLASS_NAMES, MEAN, STD
+
+INT8_MODEL = f"{MODEL_NAME}_int8"
+NOBATCH_MODEL = f"{MODEL_NAME}_nobatch"
+
+
+def free_port() -> int:
+    with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    architecture: str
+    image_size: int
+    kwargs: dict[str, Any]  # extra get_model arguments (e.g. width)
+
+
+def random_checkpoint(path: Path, spec: ModelSpec, seed: int = 0) -> Path:
+    """A seeded, untrained checkpoint: speed does not depend on weight values (accuracy is reported apart)."""
+    torch.manual_seed(seed)
+    network = get_model(spec.architecture, **spec.kwargs)
+    meta = CheckpointMeta(
+        model_name=spec.architecture,
+        model_kwargs=dict(spec.kwargs),
+        class_names=list(CLASS_NAMES),
+        image_size=spec.image_size,
+        mean=list(MEAN),
+        std=list(STD),
+    )
+    return save_checkpoint(path, PetClassifier(network).eval(), meta)
+
+
+@dataclass(frozen=True)
+class Repositories:
+    checkpoint: Path
+    canonical: Path  # model_repository/cats_dogs
+    cpu: Path  # repository root holding cats_dogs, cats_dogs_int8, cats_dogs_nobatch
+    fp32_onnx: Path
+    int8_onnx: Path
+    image_size: int
+
+
+def build_repositories(
+    checkpoint: Path, work: Path, calibration: np.ndarray, *, cpu_threads: int = 2
+) -> Repositories:
+    model, meta = load_checkpoint(checkpoint)
+    size = int(meta.image_size)
+    canonical = work / "model_repository" / MODEL_NAME
+    cpu_root = work / "model_repository_cpu"
+    for stale in (canonical.parent, cpu_root, work / "int8_staging"):
+        shutil.rmtree(stale, ignore_errors=True)
+    vdir = canonical / "1"
+    vdir.mkdir(parents=True)
+    fp32 = export_onnx(model, size, vdir / ONNX_FILENAME)
+    facts = ModelFacts(
+        class_names=tuple(meta.class_names),
+        image_size=size,
+        mean=tuple(meta.mean),
+        std=tuple(meta.std),
+        architecture=meta.model_name,
+        mlflow_model_name="benchmark",
+        triton_model_version=1,
+    )
+    write_onnx_metadata(fp32, facts)
+    int8 = quantize_int8(fp32, vdir / VARIANT_FILES["int8"], calibration)
+    write_config(build_config(facts, ServingOptions()), canonical / CONFIG_FILENAME)
+    (canonical / LABELS_FILENAME).write_text(labels_text(tuple(meta.class_names)))
+
+    build(canonical, cpu_root, CpuOptions(intra_op_threads=cpu_threads))
+    staged = build(canonical, work / "int8_staging", CpuOptions(intra_op_threads=cpu_threads, variant="int8"))
+    _rename_model(staged, cpu_root / INT8_MODEL)
+    shutil.rmtree(work / "int8_staging", ignore_errors=True)
+    derive_without_dynamic_batching(cpu_root / MODEL_NAME, cpu_root / NOBATCH_MODEL)
+    return Repositories(checkpoint, canonical, cpu_root, fp32, int8, size)
+
+
+def _rename_model(src: Path, dst: Path) -> None:
+    src.rename(dst)
+    config = read_config(dst / CONFIG_FILENAME)
+    config.name = dst.name
+    write_config(config, dst / CONFIG_FILENAME)
+
+
+def derive_without_dynamic_batching(model_dir: Path, target: Path) -> Path:
+    """Same model, files and config except ``dynamic_batching``: Triton then runs requests one by one."""
+    shutil.copytree(model_dir, target)
+    config = read_config(target / CONFIG_FILENAME)
+    config.ClearField("dynamic_batching")
+    config.name = target.name
+    write_config(config, target / CONFIG_FILENAME)
+    return target
+
+
+def load_model(options: TritonOptions, name: str, timeout_s: float = 180.0) -> None:
+    """Explicit model control: the launcher loads cats_dogs; the siblings are loaded through the API."""
+    request = urllib.request.Request(
+        f"{options.http_url}/v2/repository/models/{name}/load", data=b"{}", method="POST"
+    )
+    with urllib.request.urlopen(request, timeout=timeout_s):
+        pass
+
+
+def timed_triton_start(options: TritonOptions) -> tuple[TritonLauncher, float]:
+    """Seconds from spawning the server to the model answering ready (warm-up samples included)."""
+    launcher = TritonLauncher(options)
+    start = time.perf_counter()
+    launcher.start()
+    return launcher, time.perf_counter() - start
+
+
+def timed_gateway_start(options: GatewayOptions) -> float:
+    """Seconds from spawning ``python -m gateway`` to ``/health/ready`` (model metadata read from Triton)."""
+    start = time.perf_counter()
+    start_gateway(options)
+    return time.perf_counter() - start
+
+
+def stop_gateway(options: GatewayOptions) -> None:
+    stop_by_pid_file(options.pid_file)
+
+
+class BaselineServer:
+    """``python -m benchmarks.baseline_server`` in its own process, as the original design deploys it."""
+
+    def __init__(self, checkpoint: Path, port: int, log_file: Path) -> None:
+        self.checkpoint, self.port, self.log_file = checkpoint, port, log_file
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout_s: float = 120.0) -> float:
+        start = time.perf_counter()
+        with self.log_file.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "benchmarks.baseline_server", "--checkpoint", str(self.checkpoint),
+                 "--port", str(self.port)],
+                cwd=PROJECT_ROOT, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+        wait_http_ok(
+            self.url + "/health", timeout_s=timeout_s, pid=self.process.pid, log_file=self.log_file,
+            what="baseline server",
+        )  # fmt: skip
+        return time.perf_counter() - start
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident set size of ``pid`` plus its children (a server that forks workers counts them all)."""
+    total = 0
+    for each in [pid, *_children(pid)]:
+        try:
+            for line in Path(f"/proc/{each}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1]) * 1024
+        except OSError:
+            continue
+    return total
+
+
+def _children(pid: int) -> list[int]:
+    found: list[int] = []
+    try:
+        tasks = Path(f"/proc/{pid}/task").iterdir()
+        for task in tasks:
+            text = (task / "children").read_text().split()
+            for child in map(int, text):
+                found += [child, *_children(child)]
+    except OSError:
+        pass
+    return found
