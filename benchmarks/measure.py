@@ -215,6 +215,16 @@ def labelled_photos(folder: Path, limit: int, class_names: Sequence[str]) -> tup
     return files, np.array([list(class_names).index(p.parent.name) for p in files])
 
 
+def manifest_split(manifest: Path, split: str, class_names: Sequence[str]) -> tuple[list[Path], np.ndarray]:
+    """Photos of one split of a data manifest (``label,split,path`` columns, as training.data writes)."""
+    with manifest.open(newline="") as fh:
+        rows = [r for r in csv.DictReader(fh) if r.get("split") == split and r.get("label") in class_names]
+    if not rows:
+        raise FileNotFoundError(f"{manifest}: no rows of split {split!r} with labels {list(class_names)}")
+    files = [Path(r["path"]) if Path(r["path"]).is_absolute() else manifest.parent / r["path"] for r in rows]
+    return files, np.array([list(class_names).index(r["label"]) for r in rows])
+
+
 def flops_per_image(model: torch.nn.Module, image_size: int) -> float:
     """FLOPs (2 per multiply-add) of one forward pass, counted by PyTorch's own flop counter."""
     from torch.utils.flop_counter import FlopCounterMode

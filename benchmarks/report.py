@@ -349,8 +349,8 @@ def render(res: dict[str, Any], charts: dict[str, Path], out: Path) -> str:
     if acc:
         lines += [
             f"Accuracy of the trained checkpoint `{acc['checkpoint']}` ({acc['architecture']}) on "
-            f"{acc['images']} "
-            f"labelled photos from `{s['images']}`: FP32 **{acc['fp32']:.3f}**, INT8 **{acc['int8']:.3f}** "
+            f"{acc['images']} labelled photos ({acc.get('evaluated_on', s['images'])}): "
+            f"FP32 **{acc['fp32']:.3f}**, INT8 **{acc['int8']:.3f}** "
             f"(Δ {acc['int8'] - acc['fp32']:+.3f}; INT8 calibrated on 64 other photos).",
             "",
         ]

@@ -18,6 +18,7 @@ import json
 import os
 import platform
 import shlex
+import signal
 import statistics
 import subprocess
 import sys
@@ -77,6 +78,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="trained checkpoint for INT8 vs FP32 accuracy on the photos (default: "
         f"{TRAINED_CHECKPOINT.relative_to(PROJECT_ROOT)} when present; --quick: none unless given)",
     )
+    p.add_argument(
+        "--accuracy-manifest",
+        type=Path,
+        help="data manifest the checkpoint was trained from: accuracy on its test split, INT8 calibrated "
+        "on its train split (default: photos spread over --images, folder name = label)",
+    )
     p.add_argument("--accuracy-images", type=int, default=600, help="labelled photos for the accuracy check")
     p.add_argument("--engine-seconds", type=float, default=2.0, help="seconds per ORT/eager timing run")
     p.add_argument("--threads", type=int, default=2, help="compute threads (ORT intra-op, torch)")
@@ -120,6 +127,22 @@ def load_average() -> str:
 
 def _med(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
+
+
+# Servers this run started, stopped by the finally below or, on SIGINT/SIGTERM, by _interrupted:
+# an interrupted asyncio load level can wait forever on in-flight gRPC calls, so a signal stops the
+# servers directly and exits instead of unwinding through the event loop.
+_cleanups: list[Callable[[], object]] = []
+
+
+def _interrupted(signum: int, _frame: object) -> None:
+    print(f"\ninterrupted (signal {signum}): stopping the servers this run started", file=sys.stderr)
+    for cleanup in reversed(_cleanups):
+        try:
+            cleanup()
+        except Exception as exc:  # keep stopping the others
+            print(f"  cleanup failed: {exc}", file=sys.stderr)
+    os._exit(128 + signum)
 
 
 def run_suite(args: argparse.Namespace, say: Callable[[str], None]) -> dict[str, Any]:
@@ -177,6 +200,14 @@ def run_suite(args: argparse.Namespace, say: Callable[[str], None]) -> dict[str,
     baseline = stack.BaselineServer(checkpoint, free_port(), work / "run" / "baseline.log")
     (work / "run").mkdir(exist_ok=True)
     launcher = None
+    _cleanups.extend(
+        [
+            lambda: stack.stop_by_pid_file(triton_opts.pid_file),
+            lambda: stack.stop_gateway(gw),
+            lambda: stack.stop_gateway(gw_int8),
+            baseline.stop,
+        ]
+    )
     try:
         say(f"[2/9] Triton cold start ×{args.cold_starts}")
         res["triton_start_s"] = []
@@ -397,16 +428,24 @@ def _int8(args: argparse.Namespace, repos: Any, say: Callable[[str], None]) -> d
     from benchmarks import stack
 
     _, meta = load_checkpoint(ckpt)
-    files, labels = measure.labelled_photos(args.images, args.accuracy_images, meta.class_names)
+    if args.accuracy_manifest is not None:
+        files, labels = measure.manifest_split(args.accuracy_manifest, "test", meta.class_names)
+        calib_files = measure.manifest_split(args.accuracy_manifest, "train", meta.class_names)[0][::20][:64]
+        evaluated_on = f"the test split of {args.accuracy_manifest}"
+    else:
+        files, labels = measure.labelled_photos(args.images, args.accuracy_images, meta.class_names)
+        calib_files = [p for p in measure.photo_files(args.images, 10**9) if p not in set(files)][:64]
+        evaluated_on = f"photos spread over {args.images} (may include the checkpoint's training photos)"
     pixels = np.stack([load_for_model(p.read_bytes(), meta.image_size) for p in files])
     work = args.work.resolve() / "accuracy"
-    calib_files = [p for p in measure.photo_files(args.images, 10**9) if p not in set(files)][:64]
     calibration = np.stack([load_for_model(p.read_bytes(), meta.image_size) for p in calib_files])
     repos_trained = stack.build_repositories(ckpt, work, calibration, cpu_threads=args.threads)
     out["accuracy"] = {
         "checkpoint": str(ckpt),
         "architecture": meta.model_name,
         "images": len(files),
+        "evaluated_on": evaluated_on,
+        "val_accuracy_at_training": meta.val_metrics.get("val_accuracy"),
         "fp32": measure.accuracy(repos_trained.fp32_onnx, pixels, labels, args.threads),
         "int8": measure.accuracy(repos_trained.int8_onnx, pixels, labels, args.threads),
     }
@@ -434,6 +473,8 @@ def main(argv: list[str] | None = None) -> int:
     def say(line: str) -> None:
         print(f"{time.perf_counter() - started:6.1f}s {line}", file=sys.stderr, flush=True)
 
+    signal.signal(signal.SIGINT, _interrupted)
+    signal.signal(signal.SIGTERM, _interrupted)
     try:
         results = run_suite(args, say)
     except (FileNotFoundError, RuntimeError, TimeoutError) as exc:
