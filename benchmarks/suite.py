@@ -353,7 +353,7 @@ def _scoring(
             SCORER_IN_FLIGHT,
         )
         result = await measure.run_level(
-            senders["direct"], SCORER_IN_FLIGHT, duration_s=max(args.duration, 3.0),
+            senders["direct"], SCORER_IN_FLIGHT, duration_s=max(2 * args.duration, 3.0),
             max_requests=args.max_requests, warmup_requests=2, metrics_url=triton.metrics_url,
             images_per_request=SCORER_BATCH,
         )  # fmt: skip
