@@ -158,6 +158,9 @@ async def predict(
     try:
         if file is None:
             raise ApiError(422, "missing_file", "send the photo as multipart/form-data field 'file'")
+        # FastAPI would silently keep the last of several `file` parts: refuse the ambiguity instead.
+        if len((await request.form()).getlist("file")) > 1:
+            raise ApiError(422, "multiple_files", "send one photo in field 'file'; /predict/batch takes many")
         async with admitted(services):
             data = await read_upload(file, settings.max_upload_bytes)
             services.metrics.input_bytes.observe(len(data))

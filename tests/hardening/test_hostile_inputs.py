@@ -1,0 +1,213 @@
+"""Hostile uploads against the real gateway + Triton: a 4xx with a JSON {error, detail} body or a 200
+for a valid image, never a 5xx, the gateway still serving afterwards, and its memory bounded."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from corpus import Case, cases
+from gateway_helpers import MAX_BATCH, photo
+from memory import sampled_rss
+
+pytestmark = [pytest.mark.triton, pytest.mark.slow]
+
+CASES = cases()
+MIB = 1024 * 1024
+
+
+def assert_json_error(response: httpx.Response, error: str | None = None) -> None:
+    assert 400 <= response.status_code < 500, (response.status_code, response.text)
+    body = response.json()
+    assert set(body) == {"error", "detail"}, body
+    assert isinstance(body["detail"], str) and body["detail"]
+    if error is not None:
+        assert body["error"] == error, body
+
+
+def assert_still_serving(client: httpx.Client) -> None:
+    assert client.get("/health/ready").status_code == 200
+    response = client.post("/predict", files={"file": ("ok.jpg", photo(5))})
+    assert response.status_code == 200, response.text
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_each_hostile_file_gets_its_answer(client: httpx.Client, case: Case) -> None:
+    response = client.post("/predict", files={"file": (case.filename, case.data, "image/jpeg")})
+    assert response.status_code in case.expected, (response.status_code, response.text)
+    if response.status_code == 200:
+        assert response.json()["predicted_class"] in {"cat", "dog"}
+    else:
+        assert_json_error(response, case.error)
+    assert_still_serving(client)
+
+
+def test_the_corpus_as_batch_items_fails_only_the_bad_items(client: httpx.Client) -> None:
+    for start in range(0, len(CASES), MAX_BATCH):
+        chunk = CASES[start : start + MAX_BATCH]
+        files = [("files", (c.filename, c.data, "application/octet-stream")) for c in chunk]
+        response = client.post("/predict/batch", files=files)
+        assert response.status_code == 200, response.text
+        for case, item in zip(chunk, response.json()["results"], strict=True):
+            status = item.get("status", 200)
+            assert status in case.expected, (case.name, item)
+
+
+def test_no_file_field_is_a_422(client: httpx.Client) -> None:
+    response = client.post("/predict", files={"image": ("a.jpg", photo(1))})
+    assert_json_error(response, "missing_file")
+    assert response.status_code == 422
+    response = client.post("/predict", data={"note": "no file here"})
+    assert response.status_code == 422
+    assert_json_error(response, "missing_file")
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body"),
+    [
+        ("image/jpeg", photo(1)),  # the raw bytes, not multipart
+        ("application/json", b'{"file": "aGVsbG8="}'),
+        ("text/plain", b"file=cat.jpg"),
+        ("application/x-www-form-urlencoded", b"file=cat.jpg"),
+        ("multipart/form-data", photo(1)),  # no boundary
+        ("multipart/form-data; boundary=xyz", photo(1)),  # a boundary that never appears
+        (
+            "multipart/form-data; boundary=xyz",
+            b"--xyz\r\nContent-Disposition: form-data\r\n\r\nx",
+        ),  # unterminated
+    ],
+    ids=[
+        "raw_jpeg",
+        "json",
+        "text",
+        "urlencoded",
+        "multipart_no_boundary",
+        "boundary_absent",
+        "unterminated",
+    ],
+)
+def test_wrong_content_types_are_4xx_json(client: httpx.Client, content_type: str, body: bytes) -> None:
+    response = client.post("/predict", content=body, headers={"content-type": content_type})
+    assert_json_error(response)
+    assert_still_serving(client)
+
+
+def test_several_files_on_predict_are_refused(client: httpx.Client) -> None:
+    """The documented choice: several `file` parts on /predict are a 422 (FastAPI alone would silently
+    classify the last one); /predict/batch is the endpoint for several photos."""
+    good, bad = photo(11), b"not an image at all"
+    for parts in ([good, bad], [bad, good], [good, good]):
+        files = [("file", (f"{i}.jpg", data)) for i, data in enumerate(parts)]
+        response = client.post("/predict", files=files)
+        assert response.status_code == 422, response.text
+        assert_json_error(response, "multiple_files")
+    assert_still_serving(client)
+
+
+def _raw_request(port: int, head: bytes, body: bytes = b"") -> tuple[int, bytes]:
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        # The server may answer and close before it has read everything.
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            sock.sendall(head + body)
+        chunks = []
+        while True:
+            try:
+                chunk = sock.recv(65536)
+            except ConnectionResetError:
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+    raw = b"".join(chunks)
+    status = int(raw.split(b" ", 2)[1]) if raw.startswith(b"HTTP/1.1 ") else 0
+    return status, raw
+
+
+def test_huge_multipart_part_headers_are_4xx(client: httpx.Client, gateway) -> None:  # type: ignore[no-untyped-def]
+    port = gateway.settings.port
+    boundary = "b0und"
+    for name, part_head in [
+        ("huge_filename", f'Content-Disposition: form-data; name="file"; filename="{"A" * 2 * MIB}.jpg"\r\n'),
+        (
+            "many_headers",
+            'Content-Disposition: form-data; name="file"; filename="a.jpg"\r\n' + "X-Pad: 1\r\n" * 50_000,
+        ),
+    ]:
+        body = f"--{boundary}\r\n{part_head}\r\n".encode() + photo(1) + f"\r\n--{boundary}--\r\n".encode()
+        head = (
+            f"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n"
+            f"Content-Type: multipart/form-data; boundary={boundary}\r\nConnection: close\r\n\r\n"
+        ).encode()
+        status, raw = _raw_request(port, head, body)
+        assert 400 <= status < 500, (name, raw[:300])
+        assert b'"error"' in raw, (name, raw[:300])
+    assert_still_serving(client)
+
+
+def test_huge_http_headers_are_refused_by_the_server(client: httpx.Client, gateway) -> None:  # type: ignore[no-untyped-def]
+    """uvicorn refuses an oversized request head before the app runs (plain-text 4xx or a close)."""
+    head = (
+        "POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n"
+        + "".join(f"X-Pad-{i}: {'v' * 1000}\r\n" for i in range(1024))
+        + "Connection: close\r\n\r\n"
+    ).encode()
+    status, raw = _raw_request(gateway.settings.port, head)
+    assert status == 0 or 400 <= status < 500, raw[:300]
+    assert_still_serving(client)
+
+
+def _chunked_multipart(total: int, boundary: str) -> Iterator[bytes]:
+    yield f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="big.jpg"\r\n\r\n'.encode()
+    yield photo(1)
+    block = b"\x00" * MIB
+    sent = 0
+    while sent < total:
+        yield block
+        sent += len(block)
+    yield f"\r\n--{boundary}--\r\n".encode()
+
+
+@pytest.mark.parametrize("framing", ["content_length", "chunked"])
+def test_a_50mb_upload_is_413_without_buffering(gateway_process, framing: str) -> None:  # type: ignore[no-untyped-def]
+    """Limit 2 MiB. With a Content-Length the middleware refuses before reading; chunked, the multipart
+    parser spools to disk and the handler reads only limit + 1 bytes. Either way the peak RSS of the
+    gateway process must stay far below the 50 MB sent."""
+    size = 50 * 1024 * 1024
+    with httpx.Client(base_url=gateway_process.url, timeout=60) as http:
+        for _ in range(3):  # warm: the first requests allocate the decode pool and gRPC buffers
+            assert http.post("/predict", files={"file": ("a.jpg", photo(2))}).status_code == 200
+        with sampled_rss(gateway_process.process.pid) as rss:
+            if framing == "content_length":
+                response = http.post("/predict", files={"file": ("big.jpg", photo(1) + b"\x00" * size)})
+            else:
+                boundary = "bigboundary"
+                response = http.post(
+                    "/predict",
+                    content=_chunked_multipart(size, boundary),
+                    headers={"content-type": f"multipart/form-data; boundary={boundary}"},
+                )
+        assert response.status_code == 413, response.text
+        assert response.json()["error"] == "too_large"
+        print(f"50 MB upload ({framing}): 413, {rss.describe()}")
+        assert rss.growth < 20 * MIB, rss.describe()
+        assert http.post("/predict", files={"file": ("a.jpg", photo(2))}).status_code == 200
+
+
+def test_the_corpus_leaves_gateway_memory_bounded(gateway_process) -> None:  # type: ignore[no-untyped-def]
+    statuses: dict[int, int] = {}
+    with httpx.Client(base_url=gateway_process.url, timeout=60) as http:
+        for _ in range(5):
+            assert http.post("/predict", files={"file": ("a.jpg", photo(2))}).status_code == 200
+        with sampled_rss(gateway_process.process.pid) as rss:
+            for _ in range(5):
+                for case in CASES:
+                    response = http.post("/predict", files={"file": (case.filename, case.data)})
+                    statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
+                    assert response.status_code in case.expected, (case.name, response.text)
+        print(f"corpus x5 ({len(CASES) * 5} requests) statuses {sorted(statuses.items())}: {rss.describe()}")
+        assert not any(status >= 500 for status in statuses)
+        assert rss.growth < 64 * MIB, rss.describe()
+        assert gateway_process.alive()
