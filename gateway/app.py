@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 import structlog
 from fastapi import FastAPI
 
-from gateway import health, predict
+from gateway import feedback, health, predict
 from gateway.decoding import Decoder
 from gateway.dependencies import Services
 from gateway.errors import install_handlers
@@ -16,6 +16,7 @@ from gateway.limits import UploadLimitMiddleware
 from gateway.metrics import Metrics
 from gateway.model_state import ModelState
 from gateway.settings import Settings
+from gateway.tracking import TrackingOptions, TrackingService
 from gateway.triton_backend import TritonBackend
 
 log = structlog.get_logger("gateway")
@@ -36,7 +37,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             max_bytes=settings.max_upload_bytes,
             max_pixels=settings.max_pixels,
         )
-        app.state.services = Services(settings, metrics, backend, model, decoder)
+        tracking = _tracking_service(settings, metrics) if settings.tracking_enabled else None
+        app.state.services = Services(settings, metrics, backend, model, decoder, tracking)
         # A first check now, so a gateway started after Triton is ready at once; if Triton is not
         # there yet, the background task keeps trying and the gateway serves 503 meanwhile.
         readiness = await model.check()
@@ -49,10 +51,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             detail=readiness.reason,
         )
         model.start()
+        if tracking is not None:
+            if model.info is not None:
+                tracking.follow_model(model.info.class_names, model.info.parameters)
+            tracking.start()
         try:
             yield
         finally:
             await model.stop()
+            if tracking is not None:
+                await tracking.stop()
             decoder.close()
             await backend.close()
             log.info("gateway_stopped")
@@ -66,8 +74,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_handlers(app)
     app.include_router(health.router)
     app.include_router(predict.router)
+    app.include_router(feedback.router)
 
     def upload_limit(path: str) -> int | None:
+        if path.rstrip("/") == "/feedback":
+            return settings.max_json_bytes
         if path.rstrip("/") == "/predict":
             return settings.max_upload_bytes
         if path.rstrip("/") == "/predict/batch":
@@ -82,3 +93,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         on_reject=lambda: metrics.errors.labels(error_type="too_large").inc(),
     )
     return app
+
+
+def _tracking_service(settings: Settings, metrics: Metrics) -> TrackingService:
+    days = settings.retention_max_age_days
+    options = TrackingOptions(
+        db_path=settings.tracking_db,
+        quality_window=settings.quality_window,
+        snapshot_path=settings.stats_snapshot_path,
+        refresh_s=settings.tracking_refresh_s,
+        snapshot_interval_s=settings.stats_snapshot_interval_s,
+        retention_max_age_s=days * 86400 if days is not None else None,
+        retention_max_rows=settings.retention_max_rows,
+        retention_interval_s=settings.retention_interval_s,
+        cache_ttl_s=settings.cache_ttl_s,
+        cache_max_entries=settings.cache_max_entries,
+        drift_window=settings.drift_window,
+    )
+    # Labels are the served model's, adopted when Triton answers (TrackingService.follow_model).
+    return TrackingService(options, metrics.registry, class_names=())

@@ -11,6 +11,7 @@ from gateway.decoding import Decoder
 from gateway.metrics import Metrics
 from gateway.model_state import ModelState
 from gateway.settings import Settings
+from gateway.tracking import TrackingService
 from gateway.triton_backend import TritonBackend
 
 
@@ -21,6 +22,7 @@ class Services:
     backend: TritonBackend
     model: ModelState
     decoder: Decoder
+    tracking: TrackingService | None = None
     in_flight: int = 0
 
 

@@ -6,9 +6,10 @@ as a confusing request failure.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 _DEFAULT_PORTS = {"grpc": 8001, "http": 8010}
@@ -38,6 +39,39 @@ class Settings(BaseSettings):
         default=5.0, gt=0, description="how often model readiness/version is checked"
     )
     retry_after_s: int = Field(default=1, ge=1, description="Retry-After on 429/503")
+
+    # Performance tracking (prediction log, feedback, stats, drift) and the response cache.
+    tracking_enabled: bool = True
+    tracking_db: Path = Field(default=Path("run/predictions.db"), description="SQLite log (WAL)")
+    api_key: SecretStr | None = Field(default=None, description="X-API-Key required by /feedback when set")
+    quality_window: str = Field(default="1h", description="window of the live accuracy/F1 gauges")
+    tracking_refresh_s: float = Field(default=15.0, gt=0, description="how often live gauges are recomputed")
+    stats_snapshot_path: Path | None = Field(
+        default=Path("run/stats.json"), description="JSON stats snapshot, written atomically; empty: none"
+    )
+    stats_snapshot_interval_s: float = Field(default=60.0, gt=0)
+    retention_max_age_days: float | None = Field(default=30.0, gt=0)
+    retention_max_rows: int | None = Field(default=1_000_000, ge=1)
+    retention_interval_s: float = Field(default=3600.0, gt=0)
+    cache_ttl_s: float = Field(default=300.0, ge=0, description="0 disables the response cache")
+    cache_max_entries: int = Field(default=10_000, ge=0)
+    drift_window: int = Field(
+        default=1000, ge=10, description="recent predictions compared with the baseline"
+    )
+    max_json_bytes: int = Field(default=16 * 1024, ge=256, description="cap on JSON bodies (/feedback)")
+
+    @field_validator("api_key", "stats_snapshot_path", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @field_validator("quality_window")
+    @classmethod
+    def _window(cls, value: str) -> str:
+        from tracking.tracker import parse_window
+
+        parse_window(value)
+        return value
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -152,6 +152,10 @@ class PredictionStore:
             rows = conn.execute("SELECT * FROM predictions WHERE ts >= ? ORDER BY ts", (since_ts,)).fetchall()
         return [dict(row) for row in rows]
 
+    def predicted_classes(self) -> tuple[str, ...]:
+        rows = self._connection().execute("SELECT DISTINCT predicted_class FROM predictions").fetchall()
+        return tuple(sorted(row[0] for row in rows))
+
     def count(self) -> int:
         return int(self._connection().execute("SELECT COUNT(*) FROM predictions").fetchone()[0])
 

@@ -36,9 +36,18 @@ def parse_window(text: str | None) -> float | None:
 
 
 class PerformanceTracker:
-    def __init__(self, db_path: Path = DEFAULT_DB, class_names: Sequence[str] = ("cat", "dog")) -> None:
+    def __init__(self, db_path: Path = DEFAULT_DB, class_names: Sequence[str] = ()) -> None:
+        """``class_names``: the served model's labels; until they are known, the log's own classes."""
         self.store = PredictionStore(db_path)
-        self.class_names = tuple(class_names)
+        self._class_names = tuple(class_names)
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return self._class_names or self.store.predicted_classes()
+
+    @class_names.setter
+    def class_names(self, names: Sequence[str]) -> None:
+        self._class_names = tuple(names)
 
     def log_prediction(
         self,
@@ -116,7 +125,7 @@ def get_tracker(
     path = Path(db_path or os.environ.get("TRACKING_DB") or DEFAULT_DB).resolve()
     tracker = _trackers.get(path)
     if tracker is None:
-        tracker = _trackers[path] = PerformanceTracker(path, class_names or ("cat", "dog"))
+        tracker = _trackers[path] = PerformanceTracker(path, class_names or ())
     elif class_names is not None:
         tracker.class_names = tuple(class_names)
     return tracker

@@ -13,7 +13,7 @@ from tracking.tracker import parse_window
 
 @pytest.fixture
 def tracker(tmp_path: Path) -> PerformanceTracker:
-    return PerformanceTracker(tmp_path / "p.db")
+    return PerformanceTracker(tmp_path / "p.db", ("cat", "dog"))
 
 
 def test_stats_match_hand_computed_values(tracker: PerformanceTracker) -> None:
@@ -112,7 +112,7 @@ def test_retention_by_rows_and_age(tracker: PerformanceTracker) -> None:
 
 
 def _writer(db: str, worker: int, n: int) -> None:
-    tracker = PerformanceTracker(Path(db))
+    tracker = PerformanceTracker(Path(db), ("cat", "dog"))
     for i in range(n):
         rid = tracker.log_prediction("cat" if i % 2 else "dog", 0.8, 1.0, request_id=f"w{worker}-{i}")
         tracker.add_feedback(rid, "cat")
@@ -144,3 +144,13 @@ def test_classification_report_handles_missing_class() -> None:
     report = classification_report(["cat", "cat"], ["cat", "cat"], ["cat", "dog"])
     assert report["accuracy"] == 1.0
     assert report["per_class"]["dog"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0}
+
+
+def test_labels_come_from_the_log_until_the_model_names_them(tmp_path: Path) -> None:
+    tracker = PerformanceTracker(tmp_path / "p.db")
+    assert tracker.class_names == ()
+    tracker.log_prediction("dog", 0.9, 1.0)
+    tracker.log_prediction("cat", 0.9, 1.0)
+    assert tracker.class_names == ("cat", "dog")
+    tracker.class_names = ("cat", "dog", "rabbit")
+    assert tracker.class_names == ("cat", "dog", "rabbit")

@@ -1,0 +1,91 @@
+"""POST /feedback (shelter staff confirm or correct a label) and GET /stats (how the model is doing)."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Query
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from gateway.dependencies import Services, ServicesDep
+from gateway.errors import ApiError
+from tracking.store import ConflictingLabelError, UnknownPredictionError
+from tracking.tracker import parse_window
+
+router = APIRouter(tags=["tracking"])
+
+
+class Feedback(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    request_id: str = Field(min_length=1, max_length=64, description="request_id of the /predict answer")
+    true_label: str = Field(min_length=1, max_length=64, description="the correct class name")
+
+
+async def require_api_key(services: ServicesDep, x_api_key: Annotated[str | None, Header()] = None) -> None:
+    """When API_KEY is set, writes need it; compare_digest keeps the check constant-time."""
+    expected = services.settings.api_key
+    if expected is None:
+        return
+    given = (x_api_key or "").encode()
+    if not hmac.compare_digest(given, expected.get_secret_value().encode()):
+        raise ApiError(
+            401, "unauthorized", "missing or invalid X-API-Key", headers={"WWW-Authenticate": "ApiKey"}
+        )
+
+
+def _tracking(services: Services) -> Any:
+    if services.tracking is None:
+        raise ApiError(404, "not_found", "prediction tracking is disabled (TRACKING_ENABLED=false)")
+    return services.tracking
+
+
+@router.post(
+    "/feedback",
+    summary="Record the true label of a served prediction",
+    dependencies=[Depends(require_api_key)],
+    responses={401: {}, 404: {}, 409: {}, 422: {}},
+)
+async def feedback(item: Feedback, services: ServicesDep) -> JSONResponse:
+    tracking = _tracking(services)
+    labels = tracking.tracker.class_names
+    if item.true_label not in labels:
+        raise ApiError(422, "invalid_label", f"true_label must be one of {list(labels)}")
+    try:
+        # Returns only after the SQLite commit (synchronous=FULL): a 2xx means the label is on disk.
+        created = await asyncio.to_thread(tracking.tracker.add_feedback, item.request_id, item.true_label)
+    except UnknownPredictionError as exc:
+        raise ApiError(
+            404, "unknown_request_id", f"no prediction with request_id {item.request_id!r}"
+        ) from exc
+    except ConflictingLabelError as exc:
+        raise ApiError(
+            409, "conflicting_label", f"request_id {item.request_id!r} is already labelled {exc.existing!r}"
+        ) from exc
+    return JSONResponse(
+        {"request_id": item.request_id, "true_label": item.true_label, "stored": created},
+        status_code=201 if created else 200,
+    )
+
+
+@router.get("/stats", summary="Live quality and traffic statistics over a window (e.g. 1h, 7d, all)")
+async def stats(
+    services: ServicesDep,
+    window: Annotated[str, Query(max_length=16, description="30m, 1h, 7d … or all")] = "1h",
+) -> dict[str, Any]:
+    tracking = _tracking(services)
+    try:
+        parse_window(window)
+    except ValueError as exc:
+        raise ApiError(422, "invalid_window", str(exc)) from exc
+    result: dict[str, Any] = await asyncio.to_thread(tracking.tracker.get_current_stats, window)
+    result["drift"] = tracking.drift.snapshot()
+    result["cache"] = {
+        "entries": len(tracking.cache),
+        "hits": tracking.cache.hits,
+        "misses": tracking.cache.misses,
+    }
+    return result

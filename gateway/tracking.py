@@ -1,0 +1,212 @@
+"""The gateway's side of performance tracking: prediction log, response cache, drift and live quality.
+
+Writes to the SQLite log run on worker threads (each is an fsync), never on the event loop.
+Live accuracy/F1 are read back from the shared log, so every gateway worker process exports the
+same figures; drift is computed over this process's recent predictions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import structlog
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from imaging import brightness
+from tracking import PerformanceTracker
+from tracking.cache import ResponseCache
+from tracking.drift import Baseline, DriftMonitor
+
+log = structlog.get_logger("gateway.tracking")
+
+_BRIGHTNESS_BUCKETS = tuple(float(b) for b in range(16, 256, 16))
+_PIXEL_BUCKETS = (64**2, 128**2, 224**2, 320**2, 640**2, 1024**2, 2048**2, 4096**2, 8192**2)
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrackingOptions:
+    db_path: Path
+    quality_window: str
+    snapshot_path: Path | None
+    refresh_s: float
+    snapshot_interval_s: float
+    retention_max_age_s: float | None
+    retention_max_rows: int | None
+    retention_interval_s: float
+    cache_ttl_s: float
+    cache_max_entries: int
+    drift_window: int
+
+
+class TrackingMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        r = registry
+        self.cache = Counter("prediction_cache_requests", "Response cache look-ups", ["result"], registry=r)
+        self.live_accuracy = Gauge(
+            "live_accuracy", "Accuracy of predictions with ground-truth feedback, over the window", registry=r
+        )
+        self.live_f1 = Gauge(
+            "live_f1_macro", "Macro F1 from ground-truth feedback, over the window", registry=r
+        )
+        self.live_samples = Gauge(
+            "live_labelled_samples", "Predictions with feedback in the quality window", registry=r
+        )
+        self.live_class_f1 = Gauge("live_f1", "Per-class F1 from feedback", ["true_class"], registry=r)
+        self.class_ratio = Gauge(
+            "drift_class_ratio",
+            "Share of predictions per class, live vs baseline",
+            ["predicted_class", "source"],
+            registry=r,
+        )
+        self.mean_confidence = Gauge(
+            "drift_mean_confidence", "Mean top-class confidence, live vs baseline", ["source"], registry=r
+        )
+        self.mean_brightness = Gauge(
+            "drift_mean_brightness",
+            "Mean input brightness (luma 0-255), live vs baseline",
+            ["source"],
+            registry=r,
+        )
+        self.psi = Gauge(
+            "drift_psi", "Population stability index vs the export baseline", ["feature"], registry=r
+        )
+        self.drift_samples = Gauge("drift_window_samples", "Predictions in the drift window", registry=r)
+        self.brightness = Histogram(
+            "prediction_input_brightness",
+            "Mean luma of model inputs",
+            buckets=_BRIGHTNESS_BUCKETS,
+            registry=r,
+        )
+        self.pixels = Histogram(
+            "prediction_input_pixels",
+            "Width × height of uploads as stored",
+            buckets=_PIXEL_BUCKETS,
+            registry=r,
+        )
+
+
+class TrackingService:
+    def __init__(
+        self, options: TrackingOptions, registry: CollectorRegistry, class_names: tuple[str, ...]
+    ) -> None:
+        self.options = options
+        self.tracker = PerformanceTracker(options.db_path, class_names)
+        self.cache = ResponseCache(ttl_s=options.cache_ttl_s, max_entries=options.cache_max_entries)
+        self.drift = DriftMonitor(options.drift_window)
+        self.metrics = TrackingMetrics(registry)
+        self._baseline_source: str | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    def follow_model(self, class_names: tuple[str, ...], parameters: dict[str, str]) -> None:
+        """Adopt the served model's labels and drift baseline (called whenever the model changes)."""
+        self.tracker.class_names = class_names
+        raw = parameters.get("drift_baseline")
+        if raw == self._baseline_source:
+            return
+        self._baseline_source = raw
+        baseline = None
+        if raw:
+            try:
+                baseline = Baseline.from_parameter(raw)
+            except (ValueError, KeyError, TypeError):
+                log.warning("drift_baseline_unreadable")
+        self.drift.set_baseline(baseline)
+        self.metrics.class_ratio.clear()
+        if baseline is not None:
+            for name, ratio in baseline.predicted_ratio.items():
+                self.metrics.class_ratio.labels(predicted_class=name, source="baseline").set(ratio)
+            self.metrics.mean_confidence.labels(source="baseline").set(baseline.confidence_mean)
+            self.metrics.mean_brightness.labels(source="baseline").set(baseline.brightness_mean)
+
+    def observe_input(self, image: np.ndarray, width: int | None, height: int | None) -> float:
+        light = float(brightness(image)[0])
+        self.metrics.brightness.observe(light)
+        if width and height:
+            self.metrics.pixels.observe(width * height)
+        return light
+
+    async def record(self, body: dict[str, Any], *, sha256: str, size: int, light: float | None) -> None:
+        """Log one served prediction durably (so feedback can find it) and feed the drift window."""
+        if light is not None:
+            self.drift.observe(body["predicted_class"], body["confidence"], light)
+        try:
+            await asyncio.to_thread(
+                self.tracker.log_prediction,
+                body["predicted_class"],
+                body["confidence"],
+                body["processing_time_ms"],
+                request_id=body["request_id"],
+                model_version=str(body["model_version"]),
+                image_sha256=sha256,
+                image_bytes=size,
+                brightness=light,
+            )
+        except Exception as exc:  # the answer is still right; losing one log row must not fail it
+            log.error("prediction_log_failed", request_id=body["request_id"], error=type(exc).__name__)
+
+    def refresh_gauges(self) -> dict[str, Any]:
+        stats = self.tracker.get_current_stats(self.options.quality_window)
+        quality = stats["quality"]
+        self.metrics.live_samples.set(quality["samples"])
+        if quality["accuracy"] is not None:
+            self.metrics.live_accuracy.set(quality["accuracy"])
+            self.metrics.live_f1.set(quality["macro"]["f1"])
+            for name, values in quality["per_class"].items():
+                self.metrics.live_class_f1.labels(true_class=name).set(values["f1"])
+        drift = self.drift.snapshot()
+        self.metrics.drift_samples.set(drift["samples"])
+        for name, ratio in drift["class_ratio"].items():
+            if ratio is not None:
+                self.metrics.class_ratio.labels(predicted_class=name, source="live").set(ratio)
+        if drift["mean_confidence"] is not None:
+            self.metrics.mean_confidence.labels(source="live").set(drift["mean_confidence"])
+            self.metrics.mean_brightness.labels(source="live").set(drift["mean_brightness"])
+        for feature, value in drift.get("psi", {}).items():
+            self.metrics.psi.labels(feature=feature).set(value)
+        stats["drift"] = drift
+        return stats
+
+    def write_snapshot(self) -> None:
+        if self.options.snapshot_path is not None:
+            self.tracker.write_snapshot(self.options.snapshot_path, self.options.quality_window)
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._loop())
+
+    async def _loop(self) -> None:
+        last_snapshot = last_retention = time.monotonic()
+        while True:
+            await asyncio.sleep(self.options.refresh_s)
+            now = time.monotonic()
+            try:
+                await asyncio.to_thread(self.refresh_gauges)
+                if now - last_snapshot >= self.options.snapshot_interval_s:
+                    await asyncio.to_thread(self.write_snapshot)
+                    last_snapshot = now
+                if now - last_retention >= self.options.retention_interval_s:
+                    deleted = await asyncio.to_thread(
+                        self.tracker.store.apply_retention,
+                        max_age_s=self.options.retention_max_age_s,
+                        max_rows=self.options.retention_max_rows,
+                    )
+                    last_retention = now
+                    if deleted:
+                        log.info("prediction_log_compacted", deleted=deleted)
+            except Exception as exc:
+                log.error("tracking_refresh_failed", error=type(exc).__name__, detail=str(exc)[:200])
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        try:
+            await asyncio.to_thread(self.write_snapshot)  # the original design's JSON, on shutdown too
+        finally:
+            self.tracker.close()
