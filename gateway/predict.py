@@ -115,14 +115,12 @@ def prediction_body(row: np.ndarray, info: ModelInfo, threshold: float) -> dict[
 
 
 async def _infer(
-    services: Services, request: Request, images: np.ndarray, info: ModelInfo, deadline: float
+    services: Services, images: np.ndarray, info: ModelInfo, deadline: float
 ) -> tuple[np.ndarray, str]:
     remaining = max(deadline - time.monotonic(), 0.001)
     started = time.perf_counter()
     try:
-        probabilities, version = await unless_disconnected(
-            request, services.backend.infer(images, info, timeout_s=remaining)
-        )
+        probabilities, version = await services.backend.infer(images, info, timeout_s=remaining)
     except TritonError as exc:
         if exc.kind == "unavailable":
             services.model.mark_unavailable(exc.detail)
@@ -166,12 +164,17 @@ async def predict(
             services.metrics.input_bytes.observe(len(data))
             info = require_model(services)
             deadline = time.monotonic() + settings.request_timeout_s
+
+            async def decode_and_infer() -> tuple[DecodedUpload, np.ndarray, str]:
+                decoded = await _decode(services, data, info.image_size)
+                probabilities, version = await _infer(services, decoded.image[np.newaxis], info, deadline)
+                return decoded, probabilities, version
+
             try:
                 async with asyncio.timeout(settings.request_timeout_s):
-                    decoded = await _decode(services, data, info.image_size)
-                    probabilities, version = await _infer(
-                        services, request, decoded.image[np.newaxis], info, deadline
-                    )
+                    # A client that leaves stops the work: no Triton call after its decode, or the
+                    # in-flight gRPC call is cancelled.
+                    decoded, probabilities, version = await unless_disconnected(request, decode_and_infer())
             except TimeoutError as exc:
                 raise ApiError(504, "timeout", f"no answer within {settings.request_timeout_s:g} s") from exc
     except ApiError as exc:
@@ -232,15 +235,21 @@ async def predict_batch(
             )
         async with admitted(services):
             deadline = time.monotonic() + settings.request_timeout_s
+
+            async def decode_and_infer() -> tuple[list[DecodedUpload | ApiError], list[int], np.ndarray, str]:
+                items = list(await asyncio.gather(*(_batch_item(services, f, info) for f in files)))
+                good = [i for i, item in enumerate(items) if isinstance(item, DecodedUpload)]
+                if not good:
+                    return items, good, np.empty((0, len(info.class_names)), dtype=np.float32), info.version
+                stacked = np.stack([items[i].image for i in good])  # type: ignore[union-attr]
+                probabilities, version = await _infer(services, stacked, info, deadline)
+                return items, good, probabilities, version
+
             try:
                 async with asyncio.timeout(settings.request_timeout_s):
-                    items = await asyncio.gather(*(_batch_item(services, f, info) for f in files))
-                    good = [i for i, item in enumerate(items) if isinstance(item, DecodedUpload)]
-                    version = info.version
-                    probabilities = np.empty((0, len(info.class_names)), dtype=np.float32)
-                    if good:
-                        stacked = np.stack([items[i].image for i in good])  # type: ignore[union-attr]
-                        probabilities, version = await _infer(services, request, stacked, info, deadline)
+                    items, good, probabilities, version = await unless_disconnected(
+                        request, decode_and_infer()
+                    )
             except TimeoutError as exc:
                 raise ApiError(504, "timeout", f"no answer within {settings.request_timeout_s:g} s") from exc
     except ApiError as exc:

@@ -6,6 +6,8 @@ import asyncio
 import io
 import json
 import logging
+import socket
+import time
 
 import httpx
 import pytest
@@ -101,3 +103,33 @@ def test_a_full_triton_queue_is_a_429_not_a_5xx(triton) -> None:  # type: ignore
     refused = next(r for r in responses if r.status_code == 429)
     assert refused.json()["error"] == "overloaded" and refused.headers["retry-after"] == "1"
     assert 'prediction_errors_total{error_type="overloaded"}' in metrics
+
+
+def test_a_client_that_disconnects_stops_the_work(triton) -> None:  # type: ignore[no-untyped-def]
+    """Close the socket while the gateway decodes a large PNG: no answer is computed for nobody."""
+    settings = gateway_settings(triton.grpc_url, max_upload_bytes=64 * 1024 * 1024, max_pixels=20_000_000)
+    data = photo(8, size=(3200, 2400), fmt="PNG")  # PNG has no draft mode: a slow, full decode
+    boundary = "boundary42"
+    body = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="big.png"\r\n\r\n'.encode()
+        + data
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    head = (
+        f"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {len(body)}\r\n"
+        f"Content-Type: multipart/form-data; boundary={boundary}\r\n\r\n"
+    ).encode()
+    with GatewayServer(settings) as server, httpx.Client(base_url=server.url, timeout=30) as http:
+        wait_ready(http)
+        with socket.create_connection(("127.0.0.1", settings.port)) as sock:
+            sock.sendall(head + body)
+            time.sleep(0.05)  # the body is read; decoding has started
+        deadline = time.monotonic() + 20
+        metrics = ""
+        while time.monotonic() < deadline:
+            metrics = http.get("/metrics").text
+            if 'prediction_errors_total{error_type="client_disconnected"} 1.0' in metrics:
+                break
+            time.sleep(0.1)
+    assert 'prediction_errors_total{error_type="client_disconnected"} 1.0' in metrics
+    assert "prediction_requests_total{" not in metrics  # nothing was answered
