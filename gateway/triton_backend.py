@@ -136,6 +136,30 @@ def _version_key(version: str) -> tuple[int, str]:
     return (int(version), "") if version.isdigit() else (-1, version)
 
 
+def grpc_channel_args() -> list[tuple[str, int]]:
+    """tritonclient's own channel defaults, plus a short reconnect backoff.
+
+    gRPC backs off reconnects exponentially (1 s, ×1.6 per failed attempt, up to 120 s): after a
+    Triton outage of a few seconds the gateway stayed unready for seconds after Triton was back.
+    Capped at 1 s, readiness returns within about a second whatever the outage lasted.
+    """
+    from tritonclient.grpc import KeepAliveOptions
+    from tritonclient.grpc._client import MAX_GRPC_MESSAGE_SIZE
+
+    keepalive = KeepAliveOptions()
+    return [
+        ("grpc.max_send_message_length", MAX_GRPC_MESSAGE_SIZE),
+        ("grpc.max_receive_message_length", MAX_GRPC_MESSAGE_SIZE),
+        ("grpc.keepalive_time_ms", keepalive.keepalive_time_ms),
+        ("grpc.keepalive_timeout_ms", keepalive.keepalive_timeout_ms),
+        ("grpc.keepalive_permit_without_calls", int(keepalive.keepalive_permit_without_calls)),
+        ("grpc.http2.max_pings_without_data", keepalive.http2_max_pings_without_data),
+        ("grpc.initial_reconnect_backoff_ms", 200),
+        ("grpc.min_reconnect_backoff_ms", 200),
+        ("grpc.max_reconnect_backoff_ms", 1000),
+    ]
+
+
 class TritonBackend:
     """One long-lived asyncio client; the underlying channel reconnects by itself after a restart."""
 
@@ -148,7 +172,7 @@ class TritonBackend:
             import tritonclient.grpc.aio as grpcclient
 
             self._module: Any = grpcclient
-            self._client = grpcclient.InferenceServerClient(url)
+            self._client = grpcclient.InferenceServerClient(url, channel_args=grpc_channel_args())
         else:
             import tritonclient.http.aio as httpclient
 

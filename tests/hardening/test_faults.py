@@ -1,0 +1,187 @@
+"""Faults injected into a real Triton of this module's own (the session one is never touched):
+stopped under load, restarted, and made slower than the gateway's deadline."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import httpx
+import pytest
+from conftest import TritonFixture, triton_options
+from gateway_helpers import GatewayServer, build_repositories, gateway_settings, photo, wait_ready
+from slow_model import cancellations, make_slow, set_delay
+
+from export.contract import MODEL_NAME
+from serving.triton import TritonLauncher
+
+pytestmark = [pytest.mark.triton, pytest.mark.slow]
+
+DEADLINE_S = 1.5
+DOWNTIME_S = 8.0
+
+
+@pytest.fixture(scope="module")
+def own_triton(tmp_path_factory: pytest.TempPathFactory, classifier) -> Iterator[TritonFixture]:  # type: ignore[no-untyped-def]
+    root = tmp_path_factory.mktemp("fault_triton")
+    repository = build_repositories(root, classifier)
+    make_slow(repository / MODEL_NAME)
+    launcher = TritonLauncher(triton_options(root, repository))
+    launcher.start()
+    try:
+        yield TritonFixture(launcher, repository, classifier)
+    finally:
+        if launcher.pid is not None:
+            launcher.stop()
+
+
+@pytest.fixture(scope="module")
+def fault_gateway(own_triton: TritonFixture) -> Iterator[GatewayServer]:
+    settings = gateway_settings(own_triton.grpc_url, request_timeout_s=DEADLINE_S, model_refresh_s=0.5)
+    with GatewayServer(settings) as server:
+        yield server
+
+
+@pytest.fixture
+def http(fault_gateway: GatewayServer, own_triton: TritonFixture) -> Iterator[httpx.Client]:
+    if own_triton.launcher.pid is None:  # a failed test may have left it stopped
+        own_triton.launcher.start()
+    set_delay(own_triton.repository / MODEL_NAME, 0)
+    with httpx.Client(base_url=fault_gateway.url, timeout=30) as client:
+        wait_ready(client)
+        yield client
+
+
+@pytest.fixture
+def triton_failures(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
+    """Observe (never alter) how each raw Triton client exception is classified: kind → raw message."""
+    import gateway.triton_backend as backend
+
+    seen: dict[str, int] = {}
+    classify = backend.classify_exception
+
+    def observed(exc: BaseException) -> backend.TritonError:
+        result = classify(exc)
+        key = f"{result.kind}: {exc!r}"[:300]
+        seen[key] = seen.get(key, 0) + 1
+        return result
+
+    monkeypatch.setattr(backend, "classify_exception", observed)
+    return seen
+
+
+@dataclass
+class Load:
+    """Closed-loop clients posting /predict; every request's start, end and status."""
+
+    url: str
+    clients: int = 8
+    records: list[tuple[float, float, int]] = field(default_factory=list)
+    errors: dict[int, set[str]] = field(default_factory=dict)
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    async def _client(self, http: httpx.AsyncClient, data: bytes) -> None:
+        while not self.stop.is_set():
+            started = time.monotonic()
+            try:
+                # no-cache: every request must reach Triton, not the gateway's response cache.
+                response = await http.post(
+                    "/predict", files={"file": ("a.jpg", data)}, headers={"cache-control": "no-cache"}
+                )
+                status = response.status_code
+                if status != 200:
+                    self.errors.setdefault(status, set()).add(response.text)
+            except httpx.TransportError as exc:
+                status = 0
+                self.errors.setdefault(status, set()).add(repr(exc))
+            self.records.append((started, time.monotonic(), status))
+
+    async def _run(self) -> None:
+        data = photo(3)
+        async with httpx.AsyncClient(base_url=self.url, timeout=30) as http:
+            await asyncio.gather(*(self._client(http, data) for _ in range(self.clients)))
+
+    def __enter__(self) -> Load:
+        self.thread = threading.Thread(target=asyncio.run, args=(self._run(),), daemon=True)
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join(timeout=30)
+
+
+def test_triton_stopped_under_load_then_restarted(
+    http: httpx.Client, own_triton: TritonFixture, fault_gateway, triton_failures: dict[str, int]
+) -> None:  # type: ignore[no-untyped-def]
+    launcher = own_triton.launcher
+    with Load(fault_gateway.url, clients=4) as load:
+        time.sleep(1.5)
+        stop_began = time.monotonic()
+        launcher.stop()
+        stopped = time.monotonic()
+        # Long enough for gRPC's reconnect backoff (1 s × 1.6 per failed attempt by default) to grow
+        # past the 5 s recovery budget if the gateway left it at its defaults.
+        time.sleep(DOWNTIME_S)
+        restart_began = time.monotonic()
+        launcher.start()  # returns once Triton says the model is ready
+        triton_ready = time.monotonic()
+        while http.get("/health/ready").status_code != 200:
+            assert time.monotonic() - triton_ready < 5, "gateway not ready 5 s after Triton was"
+            time.sleep(0.05)
+        gateway_ready = time.monotonic()
+        time.sleep(1.0)
+    records = load.records
+    statuses = [status for _, _, status in records]
+    worst = max(end - start for start, end, _ in records)
+    model_errors = {k: v for k, v in triton_failures.items() if k.startswith("model_error")}
+    assert set(statuses) <= {200, 429, 503, 504}, (load.errors, model_errors)
+    assert worst <= DEADLINE_S + 0.5, f"a request took {worst:.2f} s, past its {DEADLINE_S} s deadline"
+    while_down = [(s, e, st) for s, e, st in records if s > stopped and e < restart_began]
+    assert while_down and all(st == 503 for _, _, st in while_down), load.errors
+    slowest_503 = max(e - s for s, e, _ in while_down)
+    assert slowest_503 < 1.0, slowest_503
+    after = [st for s, _, st in records if s > gateway_ready]
+    assert after and set(after) == {200}, after
+    counts = {code: statuses.count(code) for code in sorted(set(statuses))}
+    print(
+        f"stop under load: {len(records)} requests {counts}; stop took {stopped - stop_began:.2f} s; "
+        f"{len(while_down)} requests while down, slowest 503 {slowest_503 * 1000:.0f} ms; worst request "
+        f"{worst * 1000:.0f} ms; Triton restart {triton_ready - restart_began:.2f} s; gateway ready "
+        f"{(gateway_ready - triton_ready) * 1000:.0f} ms after Triton"
+    )
+
+
+def test_a_model_slower_than_the_deadline_gets_504_and_is_cancelled(
+    http: httpx.Client, own_triton: TritonFixture
+) -> None:
+    model_dir = own_triton.repository / MODEL_NAME
+    before = cancellations(model_dir)
+    set_delay(model_dir, 30)
+    try:
+        started = time.monotonic()
+        response = http.post("/predict", files={"file": ("a.jpg", photo(4))})
+        elapsed = time.monotonic() - started
+        assert response.status_code == 504, response.text
+        assert response.json()["error"] == "timeout"
+        assert DEADLINE_S <= elapsed < DEADLINE_S + 0.5, elapsed
+        # The gateway freed its in-flight slot at once...
+        assert http.get("/health").json()["in_flight"] == 0
+        # ...and Triton cancelled the request inside the model (it would otherwise sleep 30 s).
+        waited = time.monotonic()
+        while cancellations(model_dir) == before and time.monotonic() - waited < 5:
+            time.sleep(0.05)
+        cancel_seen = time.monotonic() - started
+        assert cancellations(model_dir) == before + 1, "the model never saw the cancellation"
+    finally:
+        set_delay(model_dir, 0)
+    # The model instance is free again: a normal request is answered well within the deadline.
+    started = time.monotonic()
+    assert http.post("/predict", files={"file": ("a.jpg", photo(4))}).status_code == 200
+    print(
+        f"slow model: 504 after {elapsed * 1000:.0f} ms (deadline {DEADLINE_S} s); cancellation seen by "
+        f"the model {cancel_seen:.2f} s after the request; next request {time.monotonic() - started:.3f} s"
+    )
