@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable
@@ -129,10 +130,10 @@ async def _infer(
     return probabilities, version
 
 
-async def _decode(services: Services, data: bytes, size: int) -> DecodedUpload:
+async def _decode(services: Services, data: bytes, size: int, sha256: str | None = None) -> DecodedUpload:
     started = time.perf_counter()
     try:
-        decoded = await services.decoder.decode(data, size)
+        decoded = await services.decoder.decode(data, size, sha256)
     except ImageError as exc:
         raise from_image_error(exc) from exc
     services.metrics.stage.labels(stage="decode").observe(time.perf_counter() - started)
@@ -163,10 +164,14 @@ async def predict(
             data = await read_upload(file, settings.max_upload_bytes)
             services.metrics.input_bytes.observe(len(data))
             info = require_model(services)
+            sha256 = hashlib.sha256(data).hexdigest()
+            cached, cache_state = _cache_lookup(services, request, sha256, info)
+            if cached is not None:
+                return await _answer_from_cache(services, cached, request_id, started, sha256, len(data))
             deadline = time.monotonic() + settings.request_timeout_s
 
             async def decode_and_infer() -> tuple[DecodedUpload, np.ndarray, str]:
-                decoded = await _decode(services, data, info.image_size)
+                decoded = await _decode(services, data, info.image_size, sha256)
                 probabilities, version = await _infer(services, decoded.image[np.newaxis], info, deadline)
                 return decoded, probabilities, version
 
@@ -208,7 +213,64 @@ async def predict(
         image_sha256=decoded.sha256[:16],
         image_bytes=len(data),
     )
-    return JSONResponse(body, headers={"X-Request-ID": request_id})
+    tracking = services.tracking
+    if tracking is not None:
+        tracking.follow_model(info.class_names, info.parameters)
+        light = tracking.observe_input(decoded.image, *decoded.original_size)
+        await tracking.record(body, sha256=sha256, size=len(data), light=light)
+        if cache_state == "miss" and str(version) == info.version:
+            tracking.cache.put(sha256, info.version, body)
+    headers = {"X-Request-ID": request_id}
+    if cache_state:
+        headers["X-Cache"] = cache_state
+    return JSONResponse(body, headers=headers)
+
+
+def _cache_lookup(
+    services: Services, request: Request, sha256: str, info: ModelInfo
+) -> tuple[dict[str, Any] | None, str | None]:
+    """(cached body or None, "hit" | "miss" | "bypass" | None when there is no cache)."""
+    tracking = services.tracking
+    if tracking is None or not tracking.cache.enabled:
+        return None, None
+    if not services.model.ready:
+        # A cached answer would hide an outage: while Triton is down, clients get the 503.
+        return None, "bypass"
+    no_cache = "no-cache" in request.headers.get("cache-control", "").lower()
+    if no_cache or request.headers.get("x-cache-bypass", "").lower() in ("1", "true", "yes"):
+        tracking.metrics.cache.labels(result="bypass").inc()
+        return None, "bypass"
+    cached = tracking.cache.get(sha256, info.version)
+    tracking.metrics.cache.labels(result="hit" if cached else "miss").inc()
+    return cached, "hit" if cached else "miss"
+
+
+async def _answer_from_cache(
+    services: Services, cached: dict[str, Any], request_id: str, started: float, sha256: str, size: int
+) -> JSONResponse:
+    """Same photo, same model, within the TTL: the earlier answer, as a new logged prediction."""
+    elapsed = time.perf_counter() - started
+    body = cached | {"processing_time_ms": round(elapsed * 1000, 2), "request_id": request_id}
+    metrics = services.metrics
+    metrics.requests.labels(predicted_class=body["predicted_class"]).inc()
+    metrics.latency.observe(elapsed)
+    metrics.stage.labels(stage="total").observe(elapsed)
+    metrics.confidence.observe(body["confidence"])
+    log.info(
+        "prediction_completed",
+        request_id=request_id,
+        predicted_class=body["predicted_class"],
+        confidence=round(body["confidence"], 4),
+        uncertain=body["uncertain"],
+        processing_time_ms=body["processing_time_ms"],
+        model_version=body["model_version"],
+        image_sha256=sha256[:16],
+        image_bytes=size,
+        cache="hit",
+    )
+    assert services.tracking is not None
+    await services.tracking.record(body, sha256=sha256, size=size, light=None)
+    return JSONResponse(body, headers={"X-Request-ID": request_id, "X-Cache": "hit"})
 
 
 @router.post("/predict/batch", summary="Classify up to max-batch photos (repeated field `files`) in one call")
@@ -283,6 +345,17 @@ async def predict_batch(
                 model_version=version,
                 image_sha256=item.sha256[:16],
             )
+            if services.tracking is not None:
+                # Each photo is its own logged prediction, so feedback can name it.
+                entry["request_id"] = f"{request_id}-{index}"
+                services.tracking.follow_model(info.class_names, info.parameters)
+                light = services.tracking.observe_input(item.image, *item.original_size)
+                await services.tracking.record(
+                    entry | {"processing_time_ms": round(elapsed * 1000, 2), "model_version": version},
+                    sha256=item.sha256,
+                    size=item.size,
+                    light=light,
+                )
         results.append(entry)
     metrics.latency.observe(elapsed)
     metrics.stage.labels(stage="total").observe(elapsed)

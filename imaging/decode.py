@@ -169,10 +169,17 @@ def resize_for_model(img: Image.Image, size: int) -> np.ndarray:
     return np.asarray(resized, dtype=np.uint8)
 
 
+def prepare_for_model(
+    data: bytes, size: int, *, limits: DecodeLimits | None = None
+) -> tuple[np.ndarray, DecodedImage]:
+    """Bytes → (uint8 [size, size, 3], what was decoded): the model input and the facts about it."""
+    decoded = decode_image(data, limits=limits, draft_size=size)
+    return resize_for_model(decoded.image, size), decoded
+
+
 def load_for_model(data: bytes, size: int, *, limits: DecodeLimits | None = None) -> np.ndarray:
     """Bytes → uint8 [size, size, 3]. The one path used by preprocessing, serving and scoring."""
-    decoded = decode_image(data, limits=limits, draft_size=size)
-    return resize_for_model(decoded.image, size)
+    return prepare_for_model(data, size, limits=limits)[0]
 
 
 # Rec. 601 luma: the brightness the drift baseline (export) and the live monitor (gateway) share.

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import io
 import socket
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -128,6 +129,9 @@ def gateway_settings(triton_grpc_url: str, **overrides: object) -> Settings:
         "model_refresh_s": 0.5,
         "max_upload_bytes": 2 * 1024 * 1024,
         "max_pixels": 4_000_000,
+        # Each gateway gets its own prediction log, never the checkout's run/ folder.
+        "tracking_db": Path(tempfile.mkdtemp(prefix="gw-tracking-")) / "predictions.db",
+        "stats_snapshot_path": "",
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]

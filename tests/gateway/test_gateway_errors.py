@@ -144,9 +144,9 @@ async def test_decoding_runs_off_the_event_loop() -> None:
     seen: list[str] = []
     original = decoder._decode
 
-    def spy(data: bytes, size: int):  # type: ignore[no-untyped-def]
+    def spy(data: bytes, size: int, sha256: str | None):  # type: ignore[no-untyped-def]
         seen.append(threading.current_thread().name)
-        return original(data, size)
+        return original(data, size, sha256)
 
     decoder._decode = spy  # type: ignore[method-assign]
     try:
