@@ -20,7 +20,7 @@ IMAGE_SIZE ?= $(or $(shell awk '/^image_size:/ {print $$2}' $(TRAIN_CONFIG) 2>/d
 PYTEST_ARGS ?=
 
 .PHONY: help setup download ingest preprocess train evaluate export-onnx rollback triton gateway up stop \
-        test lint format mlflow-ui smoke-test dvc-repro clean score perf build run compose-up compose-down deploy-k8s
+        test lint format mlflow-ui smoke-test dvc-repro clean score perf build run compose-up compose-down deploy-k8s bench reload
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk -F':.*?## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -95,6 +95,12 @@ score: setup ## Score a folder or manifest through Triton gRPC: make score IN=ph
 perf: setup ## Concurrency sweeps: Triton direct (perf_analyzer when present) and the gateway
 	$(PY) -m benchmarks.perf triton --images "$(PERF_IMAGES)" --out build/perf/triton.csv
 	$(PY) -m benchmarks.perf gateway --images "$(PERF_IMAGES)" --out build/perf/gateway.csv
+
+bench: setup ## Benchmark suite (side by side, medians of 3) → BENCHMARKS.md + docs/benchmarks/*.png
+	$(PY) -m benchmarks.suite --images "$(PERF_IMAGES)" $(BENCH_ARGS)
+
+reload: setup ## Make the running local Triton load new/rolled-back versions
+	$(PY) -m serving.triton reload
 
 # --- containers and clusters (need Docker / kubectl; clear exit 3 where missing) -----------
 OVERLAY ?= gpu
