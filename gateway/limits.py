@@ -9,7 +9,8 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 # Multipart boundaries and headers around the file bytes.
 _MULTIPART_OVERHEAD = 64 * 1024
@@ -50,7 +51,30 @@ class UploadLimitMiddleware:
                 )
                 await send({"type": "http.response.body", "body": body})
                 return
+            if limit is not None and length is None:
+                # Chunked: no length to check up front, so count while the body streams in.
+                receive = _counting(receive, limit + _MULTIPART_OVERHEAD, self.on_reject)
         await self.app(scope, receive, send)
+
+
+def _counting(receive: Receive, cap: int, on_reject: Callable[[], None]) -> Receive:
+    """``receive`` that raises a 413 (JSON through the app's handler) once the body passes ``cap``.
+
+    A pass-through otherwise, so ``http.disconnect`` still reaches the handlers.
+    """
+    received = 0
+
+    async def counted() -> Message:
+        nonlocal received
+        message = await receive()
+        if message["type"] == "http.request":
+            received += len(message.get("body", b""))
+            if received > cap:
+                on_reject()
+                raise HTTPException(413, f"request body exceeds {cap} bytes")
+        return message
+
+    return counted
 
 
 async def _drain(receive: Receive) -> None:

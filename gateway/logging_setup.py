@@ -41,6 +41,8 @@ def configure_logging(level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(numeric)
+    # Pillow's DEBUG records print every EXIF tag of an upload (camera, GPS position): never log them.
+    logging.getLogger("PIL").setLevel(max(numeric, logging.INFO))
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         # uvicorn installs its own handlers unless told not to; ours on the root logger suffice.
         logging.getLogger(name).handlers[:] = []
