@@ -25,7 +25,7 @@ DOWNTIME_S = 8.0
 
 
 @pytest.fixture(scope="module")
-def own_triton(tmp_path_factory: pytest.TempPathFactory, classifier) -> Iterator[TritonFixture]:  # type: ignore[no-untyped-def]
+def own_triton(tmp_path_factory: pytest.TempPathFactory, classifier) -> Iterator[TritonFixture]:
     root = tmp_path_factory.mktemp("fault_triton")
     repository = build_repositories(root, classifier)
     make_slow(repository / MODEL_NAME)
@@ -116,7 +116,7 @@ class Load:
 
 def test_triton_stopped_under_load_then_restarted(
     http: httpx.Client, own_triton: TritonFixture, fault_gateway, triton_failures: dict[str, int]
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     launcher = own_triton.launcher
     with Load(fault_gateway.url, clients=4) as load:
         time.sleep(1.5)

@@ -126,7 +126,7 @@ def _raw_request(port: int, head: bytes, body: bytes = b"") -> tuple[int, bytes]
     return status, raw
 
 
-def test_huge_multipart_part_headers_are_4xx(client: httpx.Client, gateway) -> None:  # type: ignore[no-untyped-def]
+def test_huge_multipart_part_headers_are_4xx(client: httpx.Client, gateway) -> None:
     port = gateway.settings.port
     boundary = "b0und"
     for name, part_head in [
@@ -147,7 +147,7 @@ def test_huge_multipart_part_headers_are_4xx(client: httpx.Client, gateway) -> N
     assert_still_serving(client)
 
 
-def test_huge_http_headers_are_refused_by_the_server(client: httpx.Client, gateway) -> None:  # type: ignore[no-untyped-def]
+def test_huge_http_headers_are_refused_by_the_server(client: httpx.Client, gateway) -> None:
     """uvicorn refuses an oversized request head before the app runs (plain-text 4xx or a close)."""
     head = (
         "POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n"
@@ -171,7 +171,7 @@ def _chunked_multipart(total: int, boundary: str) -> Iterator[bytes]:
 
 
 @pytest.mark.parametrize("framing", ["content_length", "chunked"])
-def test_a_50mb_upload_is_413_without_buffering(gateway_process, framing: str) -> None:  # type: ignore[no-untyped-def]
+def test_a_50mb_upload_is_413_without_buffering(gateway_process, framing: str) -> None:
     """Limit 2 MiB. With a Content-Length the middleware refuses before reading; chunked, the multipart
     parser spools to disk and the handler reads only limit + 1 bytes. Either way the peak RSS of the
     gateway process must stay far below the 50 MB sent."""
@@ -196,7 +196,7 @@ def test_a_50mb_upload_is_413_without_buffering(gateway_process, framing: str) -
         assert http.post("/predict", files={"file": ("a.jpg", photo(2))}).status_code == 200
 
 
-def test_the_corpus_leaves_gateway_memory_bounded(gateway_process) -> None:  # type: ignore[no-untyped-def]
+def test_the_corpus_leaves_gateway_memory_bounded(gateway_process) -> None:
     statuses: dict[int, int] = {}
     with httpx.Client(base_url=gateway_process.url, timeout=60) as http:
         for _ in range(5):

@@ -54,7 +54,7 @@ def _post_path(port: int, path: str, content_length: int, content_type: str) -> 
         return int(lines[0].split(" ")[1]), {k.lower(): v for k, v in headers.items()}
 
 
-def test_every_post_body_has_a_size_limit(client: httpx.Client, gateway) -> None:  # type: ignore[no-untyped-def]
+def test_every_post_body_has_a_size_limit(client: httpx.Client, gateway) -> None:
     """Every operation that takes a body (from the live OpenAPI schema) refuses 300 MB up front."""
     schema = client.get("/openapi.json").json()
     posts = [path for path, ops in schema["paths"].items() if "post" in ops]
@@ -100,7 +100,7 @@ def _gps_jpeg() -> bytes:
 
 
 @pytest.fixture
-def debug_gateway(triton: TritonFixture, tmp_path) -> Iterator[GatewayProcess]:  # type: ignore[no-untyped-def]
+def debug_gateway(triton: TritonFixture, tmp_path) -> Iterator[GatewayProcess]:
     """The real process at its most talkative log level, with tracking on (it logs too)."""
     gateway = start_gateway_process(
         triton.grpc_url,
