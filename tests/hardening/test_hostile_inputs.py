@@ -9,8 +9,9 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from conftest import GatewayProcess
 from corpus import Case, cases
-from gateway_helpers import MAX_BATCH, photo
+from gateway_helpers import MAX_BATCH, GatewayServer, photo
 from memory import sampled_rss
 
 pytestmark = [pytest.mark.triton, pytest.mark.slow]
@@ -126,7 +127,7 @@ def _raw_request(port: int, head: bytes, body: bytes = b"") -> tuple[int, bytes]
     return status, raw
 
 
-def test_huge_multipart_part_headers_are_4xx(client: httpx.Client, gateway) -> None:
+def test_huge_multipart_part_headers_are_4xx(client: httpx.Client, gateway: GatewayServer) -> None:
     port = gateway.settings.port
     boundary = "b0und"
     for name, part_head in [
@@ -147,16 +148,32 @@ def test_huge_multipart_part_headers_are_4xx(client: httpx.Client, gateway) -> N
     assert_still_serving(client)
 
 
-def test_huge_http_headers_are_refused_by_the_server(client: httpx.Client, gateway) -> None:
-    """uvicorn refuses an oversized request head before the app runs (plain-text 4xx or a close)."""
-    head = (
+def _huge_head(megabytes: int) -> bytes:
+    return (
         "POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n"
-        + "".join(f"X-Pad-{i}: {'v' * 1000}\r\n" for i in range(1024))
+        + "".join(f"X-Pad-{i}: {'v' * 1000}\r\n" for i in range(1024 * megabytes))
         + "Connection: close\r\n\r\n"
     ).encode()
-    status, raw = _raw_request(gateway.settings.port, head)
-    assert status == 0 or 400 <= status < 500, raw[:300]
+
+
+def test_huge_http_headers_get_a_4xx(client: httpx.Client, gateway: GatewayServer) -> None:
+    """1 MB of request headers: uvicorn's httptools parser passes them on; the app answers a JSON 4xx."""
+    status, raw = _raw_request(gateway.settings.port, _huge_head(1))
+    assert 400 <= status < 500, raw[:300]
+    assert b'"error"' in raw
     assert_still_serving(client)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="open: uvicorn's httptools parser has no request-header size limit (RELIABILITY.md); "
+    "this XPASSes, and must then lose its mark, once headers are capped",
+)
+def test_huge_http_headers_do_not_grow_memory(gateway_process: GatewayProcess) -> None:
+    with sampled_rss(gateway_process.process.pid) as rss:
+        status, _ = _raw_request(int(gateway_process.url.rsplit(":", 1)[1]), _huge_head(32))
+    print(f"32 MB of request headers: {status}, {rss.describe()}")
+    assert rss.growth < 16 * MIB, rss.describe()
 
 
 def _chunked_multipart(total: int, boundary: str) -> Iterator[bytes]:
