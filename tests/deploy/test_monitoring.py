@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import re
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from deploy_helpers import ROOT, load_yaml, replace_in, vd
 
 from gateway.metrics import Metrics
+from gateway.tracking import TrackingOptions, TrackingService
 
 DASHBOARD = ROOT / "monitoring/grafana/dashboards/cats-dogs.json"
 # Triton's metric families the rules and panels may read (Triton 2.51 /metrics).
@@ -22,8 +26,6 @@ TRITON_METRICS = {
     "nv_inference_exec_count",
     "nv_inference_count",
 }
-# Placeholders for issue 5 (performance tracking); allowed only in panels that say so.
-ISSUE5 = re.compile(r"^(live_accuracy|live_f1|drift_.*)$")
 PROMQL_FUNCTIONS = {
     "sum", "rate", "histogram_quantile", "clamp_min", "by", "and", "or", "absent", "max", "offset",
     "le", "up", "bool", "on", "without",
@@ -37,11 +39,29 @@ promtool = pytest.mark.skipif(
 SUFFIXES = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"), "gauge": ("",)}
 
 
-def gateway_series() -> set[str]:
-    """Every series name the gateway exports, from its real registry (labelled ones have no samples yet)."""
-    return {
-        family.name + suffix for family in Metrics().registry.collect() for suffix in SUFFIXES[family.type]
-    }
+@functools.cache
+def gateway_series() -> frozenset[str]:
+    """Every series name the gateway's /metrics exports, from its real registry: the request metrics plus
+    the tracking service's quality, drift and cache metrics registered on the same registry, as the app does
+    (labelled families are collected even before they have samples)."""
+    metrics = Metrics()
+    with tempfile.TemporaryDirectory() as tmp:
+        options = TrackingOptions(
+            db_path=Path(tmp) / "tracking.db",
+            quality_window="1h",
+            snapshot_path=None,
+            refresh_s=30.0,
+            snapshot_interval_s=300.0,
+            retention_max_age_s=None,
+            retention_max_rows=None,
+            retention_interval_s=3600.0,
+            cache_ttl_s=60.0,
+            cache_max_entries=16,
+            drift_window=100,
+        )
+        TrackingService(options, metrics.registry, class_names=())
+        families = list(metrics.registry.collect())
+    return frozenset(family.name + suffix for family in families for suffix in SUFFIXES[family.type])
 
 
 def metric_names(expr: str) -> set[str]:
@@ -56,15 +76,34 @@ def metric_names(expr: str) -> set[str]:
     }
 
 
-def dashboard() -> dict[str, Any]:
-    data: dict[str, Any] = json.loads(DASHBOARD.read_text())
+def dashboard(root: Path = ROOT) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((root / DASHBOARD.relative_to(ROOT)).read_text())
     return data
 
 
-def alert_rules() -> list[dict[str, Any]]:
-    return [
-        rule for group in load_yaml("monitoring/prometheus/alerts.yml")["groups"] for rule in group["rules"]
-    ]
+def alert_rules(root: Path = ROOT) -> list[dict[str, Any]]:
+    rules = yaml.safe_load((root / "monitoring/prometheus/alerts.yml").read_text())
+    return [rule for group in rules["groups"] for rule in group["rules"]]
+
+
+def unknown_metrics(root: Path = ROOT) -> list[str]:
+    """Rules and panels reading a series that neither the gateway, Triton nor a recording rule exports."""
+    rules = alert_rules(root)
+    recorded = {r["record"] for r in rules if "record" in r}
+    known = gateway_series() | TRITON_METRICS | recorded
+    problems = []
+    for rule in rules:
+        if unknown := metric_names(rule["expr"]) - known:
+            problems.append(
+                f"rule {rule.get('alert') or rule.get('record')}: unknown metrics {sorted(unknown)}"
+            )
+    for panel in dashboard(root)["panels"]:
+        for target in panel.get("targets", []):
+            expr = target["expr"]
+            names = metric_names(expr) | set(re.findall(r'__name__=~"([^"]+)"', expr))
+            if unknown := names - known:
+                problems.append(f"panel {panel['title']}: unknown metrics {sorted(unknown)}")
+    return problems
 
 
 # --- promtool, and proof that it can fail ------------------------------------------------------------
@@ -82,6 +121,17 @@ def test_broken_promql_fails(repo_copy: Path) -> None:
 
 
 @promtool
+def test_dropping_the_sample_guard_fails_the_rule_tests(repo_copy: Path) -> None:
+    replace_in(
+        repo_copy / "monitoring/prometheus/alerts.yml",
+        "live_labelled_samples >= 50",
+        "live_labelled_samples >= 0",
+    )
+    problems = vd.check_prometheus(repo_copy).problems
+    assert any("test rules" in p and "LowLiveAccuracy" in p for p in problems), problems
+
+
+@promtool
 def test_a_wrong_threshold_fails_the_rule_tests(repo_copy: Path) -> None:
     replace_in(repo_copy / "monitoring/prometheus/alerts.yml", "rate5m > 0.05", "rate5m > 0.5")
     problems = vd.check_prometheus(repo_copy).problems
@@ -95,6 +145,8 @@ def test_the_required_alerts_exist_and_each_has_a_rule_test() -> None:
         "GatewayHighErrorRate",
         "GatewayHighLatencyP95",
         "PredictionConfidenceDrift",
+        "InputBrightnessDrift",
+        "LowLiveAccuracy",
         "TritonDown",
     } <= alerts
     tests = [t for f in vd.PROMETHEUS_RULE_TESTS for t in load_yaml(f)["tests"]]
@@ -102,26 +154,21 @@ def test_the_required_alerts_exist_and_each_has_a_rule_test() -> None:
     assert alerts - {"GatewayDown"} <= tested
 
 
-def test_rules_read_only_real_metrics() -> None:
-    known = gateway_series() | TRITON_METRICS
-    recorded = {r["record"] for r in alert_rules() if "record" in r}
-    for rule in alert_rules():
-        unknown = metric_names(rule["expr"]) - known - recorded
-        assert not unknown, f"{rule.get('alert') or rule.get('record')}: unknown metrics {unknown}"
+def test_rules_and_panels_read_only_real_metrics() -> None:
+    assert unknown_metrics() == []
 
 
-def test_dashboard_panels_read_real_metrics_or_marked_placeholders() -> None:
-    known = gateway_series() | TRITON_METRICS | {r["record"] for r in alert_rules() if "record" in r}
-    for panel in dashboard()["panels"]:
-        for target in panel.get("targets", []):
-            expr = target["expr"]
-            names = metric_names(expr) | set(re.findall(r'__name__=~"([^"]+)"', expr))
-            placeholders = {n for n in names if ISSUE5.match(n.replace(".*", "x"))}
-            if placeholders:
-                assert "issue 5" in panel["description"] and "PLACEHOLDER" in panel["description"], panel[
-                    "title"
-                ]
-            assert not names - known - placeholders, f"{panel['title']}: unknown metrics {names - known}"
+def test_an_unknown_metric_name_fails(repo_copy: Path) -> None:
+    replace_in(repo_copy / "monitoring/prometheus/alerts.yml", "live_accuracy < 0.8", "live_acuracy < 0.8")
+    replace_in(repo_copy / DASHBOARD.relative_to(ROOT), "(drift_psi)", "(drift_psi_index)")
+    problems = unknown_metrics(repo_copy)
+    assert any("LowLiveAccuracy" in p and "live_acuracy" in p for p in problems), problems
+    assert any(p.startswith("panel PSI") and "drift_psi_index" in p for p in problems), problems
+
+
+def test_no_placeholder_wording_is_left() -> None:
+    for path in (DASHBOARD, ROOT / "monitoring/prometheus/alerts.yml", ROOT / "docs/DEPLOYMENT.md"):
+        assert "placeholder" not in path.read_text().lower(), path
 
 
 def test_dashboard_has_the_required_views() -> None:
@@ -140,10 +187,27 @@ def test_dashboard_has_the_required_views() -> None:
         "rate(nv_inference_count[$__rate_interval])) / sum(rate(nv_inference_exec_count",
         "prediction_confidence_bucket",
         "live_accuracy",
-        "drift_",
+        "live_f1_macro",
+        "live_f1)",
+        "live_labelled_samples",
+        "max by (predicted_class, source) (drift_class_ratio)",
+        "max by (source) (drift_mean_confidence)",
+        "max by (feature) (drift_psi)",
+        "max by (source) (drift_mean_brightness)",
+        'prediction_cache_requests_total{result="hit"}',
     ):
         assert needed in exprs, needed
-    assert "issue 5" in board["description"]
+    # PSI thresholds: 0.1 moderate, 0.25 significant.
+    (psi,) = [p for p in panels if "drift_psi" in " ".join(t["expr"] for t in p["targets"])]
+    steps = psi["fieldConfig"]["defaults"]["thresholds"]["steps"]
+    assert [s["value"] for s in steps] == [None, 0.1, 0.25]
+    # Every live quality figure is shown beside the number of labelled samples it rests on.
+    for panel in panels:
+        panel_exprs = [t["expr"] for t in panel["targets"]]
+        if any(
+            e.startswith(("live_accuracy", "live_f1", "max by (true_class) (live_f1")) for e in panel_exprs
+        ):
+            assert "live_labelled_samples" in panel_exprs, panel["title"]
 
 
 def test_dashboard_uses_the_provisioned_datasource() -> None:
