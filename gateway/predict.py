@@ -197,22 +197,7 @@ async def predict(
         "model_version": version,
         "request_id": request_id,
     }
-    metrics = services.metrics
-    metrics.requests.labels(predicted_class=body["predicted_class"]).inc()
-    metrics.latency.observe(elapsed)
-    metrics.stage.labels(stage="total").observe(elapsed)
-    metrics.confidence.observe(body["confidence"])
-    log.info(
-        "prediction_completed",
-        request_id=request_id,
-        predicted_class=body["predicted_class"],
-        confidence=round(body["confidence"], 4),
-        uncertain=body["uncertain"],
-        processing_time_ms=body["processing_time_ms"],
-        model_version=version,
-        image_sha256=decoded.sha256[:16],
-        image_bytes=len(data),
-    )
+    _completed(services, body, elapsed, sha256, len(data))
     tracking = services.tracking
     if tracking is not None:
         tracking.follow_model(info.class_names, info.parameters)
@@ -224,6 +209,29 @@ async def predict(
     if cache_state:
         headers["X-Cache"] = cache_state
     return JSONResponse(body, headers=headers)
+
+
+def _completed(
+    services: Services, body: dict[str, Any], elapsed: float, sha256: str, size: int, **extra: str
+) -> None:
+    """Metrics and the `prediction_completed` log line of one answered /predict (never image bytes)."""
+    metrics = services.metrics
+    metrics.requests.labels(predicted_class=body["predicted_class"]).inc()
+    metrics.latency.observe(elapsed)
+    metrics.stage.labels(stage="total").observe(elapsed)
+    metrics.confidence.observe(body["confidence"])
+    log.info(
+        "prediction_completed",
+        request_id=body["request_id"],
+        predicted_class=body["predicted_class"],
+        confidence=round(body["confidence"], 4),
+        uncertain=body["uncertain"],
+        processing_time_ms=body["processing_time_ms"],
+        model_version=body["model_version"],
+        image_sha256=sha256[:16],
+        image_bytes=size,
+        **extra,
+    )
 
 
 def _cache_lookup(
@@ -251,23 +259,7 @@ async def _answer_from_cache(
     """Same photo, same model, within the TTL: the earlier answer, as a new logged prediction."""
     elapsed = time.perf_counter() - started
     body = cached | {"processing_time_ms": round(elapsed * 1000, 2), "request_id": request_id}
-    metrics = services.metrics
-    metrics.requests.labels(predicted_class=body["predicted_class"]).inc()
-    metrics.latency.observe(elapsed)
-    metrics.stage.labels(stage="total").observe(elapsed)
-    metrics.confidence.observe(body["confidence"])
-    log.info(
-        "prediction_completed",
-        request_id=request_id,
-        predicted_class=body["predicted_class"],
-        confidence=round(body["confidence"], 4),
-        uncertain=body["uncertain"],
-        processing_time_ms=body["processing_time_ms"],
-        model_version=body["model_version"],
-        image_sha256=sha256[:16],
-        image_bytes=size,
-        cache="hit",
-    )
+    _completed(services, body, elapsed, sha256, size, cache="hit")
     assert services.tracking is not None
     await services.tracking.record(body, sha256=sha256, size=size, light=None)
     return JSONResponse(body, headers={"X-Request-ID": request_id, "X-Cache": "hit"})

@@ -1,51 +1,25 @@
-"""Real-Triton fixture for the scorer's end-to-end tests.
-
-It reuses the gateway tests' helpers (the tiny exported model and its repositories, built with the
-export package's own functions) and starts the server with the SAME launcher ``make triton`` uses.
-Session-scoped: one Triton start serves every scorer test.
-"""
+"""Fixtures for the scorer's end-to-end tests against the session's real Triton (tests/conftest.py)."""
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-# --import-mode=importlib leaves sys.path alone: this folder's helpers, and the gateway tests' ones
-# (the tiny exported model and its repositories), are imported by module name.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "gateway"))
+# --import-mode=importlib leaves sys.path alone: this folder's helpers are imported by module name.
 sys.path.insert(0, str(Path(__file__).parent))
-from gateway_helpers import build_repositories, free_port, tiny_classifier
-from scoring_helpers import PROJECT_ROOT, write_photos
+from scoring_helpers import write_photos
 
-from serving.triton import TritonLauncher, TritonOptions
+from serving.triton import TritonOptions
 
 
 @pytest.fixture(scope="session")
-def scoring_triton(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TritonOptions]:
-    backend_venv = PROJECT_ROOT / ".venv-triton"
-    if not (backend_venv / "bin" / "python").exists():
-        pytest.fail(f"{backend_venv} missing: run `make setup` (the Triton server and its backend venv)")
-    root = tmp_path_factory.mktemp("scoring-triton")
-    options = TritonOptions(
-        repository=build_repositories(root, tiny_classifier()),
-        http_port=free_port(),
-        grpc_port=free_port(),
-        metrics_port=free_port(),
-        backend_venv=backend_venv,
-        backends_dir=PROJECT_ROOT / "build" / "triton_backends",
-        log_file=root / "triton.log",
-        pid_file=root / "triton.pid",
-        ready_timeout_s=90,
-    )
-    launcher = TritonLauncher(options)
-    launcher.start()
-    try:
-        yield options
-    finally:
-        launcher.stop()
+def scoring_triton(triton: Any) -> TritonOptions:
+    """The session's real Triton (tests/conftest.py): the same launcher `make triton` uses."""
+    options: TritonOptions = triton.launcher.options
+    return options
 
 
 @pytest.fixture(scope="session")
