@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 
 import httpx
 import pytest
-from conftest import TritonFixture, triton_options
 from gateway_helpers import GatewayServer, build_repositories, gateway_settings, photo, wait_ready
+from hardening_helpers import TritonFixture, triton_options
 from slow_model import cancellations, make_slow, set_delay
 
 from export.contract import MODEL_NAME

@@ -9,9 +9,9 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from conftest import GatewayProcess
 from corpus import Case, cases
 from gateway_helpers import MAX_BATCH, GatewayServer, photo
+from hardening_helpers import GatewayProcess
 from memory import sampled_rss
 
 pytestmark = [pytest.mark.triton, pytest.mark.slow]
