@@ -1,5 +1,5 @@
 """Faults injected into a real Triton of this module's own (the session one is never touched):
-stopped under load, restarted, and made slower than the gateway's deadline."""
+stopped under load, restarted, made slower than the gateway's deadline, and its queue overflowed."""
 
 from __future__ import annotations
 
@@ -11,7 +11,15 @@ from dataclasses import dataclass, field
 
 import httpx
 import pytest
-from gateway_helpers import GatewayServer, build_repositories, gateway_settings, photo, wait_ready
+from gateway_helpers import (
+    MAX_BATCH,
+    QUEUE_SIZE,
+    GatewayServer,
+    build_repositories,
+    gateway_settings,
+    photo,
+    wait_ready,
+)
 from hardening_helpers import TritonFixture, triton_options
 from slow_model import cancellations, make_slow, set_delay
 
@@ -193,3 +201,44 @@ def test_a_model_slower_than_the_deadline_gets_504_and_is_cancelled(
         f"slow model: 504 after {elapsed * 1000:.0f} ms (deadline {DEADLINE_S} s); cancellation seen by "
         f"the model {cancel_seen:.2f} s after the request; next request {time.monotonic() - started:.3f} s"
     )
+
+
+def test_a_full_triton_queue_is_a_429_not_a_5xx(http: httpx.Client, own_triton: TritonFixture) -> None:
+    """A model slowed to 0.3 s per batch behind a QUEUE_SIZE-request queue, and a burst of full
+    batches: Triton must reject the overflow, and the gateway must pass that on as 429, not 5xx.
+
+    The slow model makes the overflow certain; with a fast one, whether 48 requests overflow the
+    queue depended on how quickly the server drained it (a CI run saw 48 x 200)."""
+    model_dir = own_triton.repository / MODEL_NAME
+    burst_size = 48
+    files = [("files", (f"{i}.jpg", photo(i, size=(96, 96)))) for i in range(MAX_BATCH)]
+    # A deadline far past the worst queued wait (QUEUE_SIZE + 1 batches x 0.3 s), so only 200/429 occur.
+    settings = gateway_settings(own_triton.grpc_url, max_in_flight=256, request_timeout_s=30)
+
+    async def burst(url: str) -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+            # no-cache: identical uploads must each reach Triton, not the gateway's response cache.
+            return await asyncio.gather(
+                *(
+                    client.post("/predict/batch", files=files, headers={"cache-control": "no-cache"})
+                    for _ in range(burst_size)
+                )
+            )
+
+    set_delay(model_dir, 0.3)
+    try:
+        with GatewayServer(settings) as server, httpx.Client(base_url=server.url, timeout=30) as client:
+            wait_ready(client)
+            responses = asyncio.run(burst(server.url))
+            metrics = client.get("/metrics").text
+    finally:
+        set_delay(model_dir, 0)
+    statuses = [r.status_code for r in responses]
+    assert set(statuses) <= {200, 429}, statuses
+    assert 429 in statuses and 200 in statuses, statuses
+    refused = next(r for r in responses if r.status_code == 429)
+    assert refused.json()["error"] == "overloaded" and refused.headers["retry-after"] == "1"
+    rejected = statuses.count(429)
+    assert f'prediction_errors_total{{error_type="overloaded"}} {float(rejected)}' in metrics, metrics
+    accepted = statuses.count(200)
+    print(f"queue overflow: {accepted} × 200, {rejected} × 429 of {burst_size} (queue {QUEUE_SIZE})")
