@@ -1,5 +1,6 @@
 """Helpers shared by the gateway tests: synthetic photos, free ports, the tiny model and its
-repositories, and an in-process gateway server. Fixtures live in conftest.py."""
+repositories, the options and handle of a test Triton, and an in-process gateway server.
+Fixtures live in conftest.py (tests/ and tests/hardening/)."""
 
 from __future__ import annotations
 
@@ -9,15 +10,21 @@ import socket
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import numpy as np
+import pytest
 import torch
 import uvicorn
 from PIL import Image
 
 from gateway import Settings, create_app
+from serving.triton import TritonLauncher, TritonOptions
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+BACKEND_VENV = PROJECT_ROOT / ".venv-triton"
 
 IMAGE_SIZE = 64  # small: the contract is the same at any size, and tests stay fast on 2 cores
 MAX_BATCH = 8
@@ -28,6 +35,40 @@ def free_port() -> int:
     with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+@dataclass
+class TritonFixture:
+    """A test Triton: its launcher, the repository it serves and the model behind it."""
+
+    launcher: TritonLauncher
+    repository: Path
+    classifier: torch.nn.Module
+
+    @property
+    def grpc_url(self) -> str:
+        return self.launcher.options.grpc_url
+
+    @property
+    def http_url(self) -> str:
+        return f"{self.launcher.options.host}:{self.launcher.options.http_port}"
+
+
+def triton_options(root: Path, repository: Path) -> TritonOptions:
+    """Options for a Triton on free ports with its log and PID file under ``root``."""
+    if not (BACKEND_VENV / "bin" / "python").exists():
+        pytest.fail(f"{BACKEND_VENV} missing: run `make setup` (the Triton server and its backend venv)")
+    return TritonOptions(
+        repository=repository,
+        http_port=free_port(),
+        grpc_port=free_port(),
+        metrics_port=free_port(),
+        backend_venv=BACKEND_VENV,
+        backends_dir=PROJECT_ROOT / "build" / "triton_backends",
+        log_file=root / "triton.log",
+        pid_file=root / "triton.pid",
+        ready_timeout_s=90,
+    )
 
 
 def tiny_classifier() -> torch.nn.Module:

@@ -19,14 +19,16 @@ import torch
 # --import-mode=importlib leaves sys.path alone: share the gateway tests' helpers and our own.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "gateway"))
 sys.path.insert(0, str(Path(__file__).parent))
-from gateway_helpers import GatewayServer, build_repositories, gateway_settings, tiny_classifier, wait_ready
-from hardening_helpers import (
-    GatewayProcess,
+from gateway_helpers import (
+    GatewayServer,
     TritonFixture,
-    start_gateway_process,
-    stop_gateway_process,
+    build_repositories,
+    gateway_settings,
+    tiny_classifier,
     triton_options,
+    wait_ready,
 )
+from hardening_helpers import GatewayProcess, start_gateway_process, stop_gateway_process
 
 from serving.triton import TritonLauncher
 

@@ -15,42 +15,9 @@ from pathlib import Path
 
 import httpx
 import psutil
-import pytest
-import torch
 from gateway_helpers import free_port
 
-from serving.triton import TritonLauncher, TritonOptions
-
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-BACKEND_VENV = PROJECT_ROOT / ".venv-triton"
-
-
-@dataclass
-class TritonFixture:
-    launcher: TritonLauncher
-    repository: Path
-    classifier: torch.nn.Module
-
-    @property
-    def grpc_url(self) -> str:
-        return self.launcher.options.grpc_url
-
-
-def triton_options(root: Path, repository: Path) -> TritonOptions:
-    """Options for a Triton on free ports with its log and PID file under ``root``."""
-    if not (BACKEND_VENV / "bin" / "python").exists():
-        pytest.fail(f"{BACKEND_VENV} missing: run `make setup` (the Triton server and its backend venv)")
-    return TritonOptions(
-        repository=repository,
-        http_port=free_port(),
-        grpc_port=free_port(),
-        metrics_port=free_port(),
-        backend_venv=BACKEND_VENV,
-        backends_dir=PROJECT_ROOT / "build" / "triton_backends",
-        log_file=root / "triton.log",
-        pid_file=root / "triton.pid",
-        ready_timeout_s=90,
-    )
 
 
 @dataclass

@@ -15,12 +15,13 @@ from gateway_helpers import (
     MAX_BATCH,
     QUEUE_SIZE,
     GatewayServer,
+    TritonFixture,
     build_repositories,
     gateway_settings,
     photo,
+    triton_options,
     wait_ready,
 )
-from hardening_helpers import TritonFixture, triton_options
 from slow_model import cancellations, make_slow, set_delay
 
 from export.contract import MODEL_NAME

@@ -10,8 +10,8 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from gateway_helpers import photo
-from hardening_helpers import GatewayProcess, TritonFixture, start_gateway_process, stop_gateway_process
+from gateway_helpers import TritonFixture, photo
+from hardening_helpers import GatewayProcess, start_gateway_process, stop_gateway_process
 from memory import sampled_rss
 from PIL import Image
 
