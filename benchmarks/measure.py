@@ -167,6 +167,15 @@ def _rate(call: Callable[[], object], batch: int, seconds: float) -> float:
             return calls * batch / elapsed
 
 
+def sgemm_gflops(*, threads: int, runs: int, seconds: float, n: int = 2048) -> list[float]:
+    """Dense FP32 GFLOP/s this CPU gives PyTorch (``torch.mm``, n×n): the measured peak that
+    model throughputs are compared with, since a VM reports no boost clock to compute one from."""
+    torch.set_num_threads(threads)
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    flop = 2 * n**3
+    return [_rate(lambda: torch.mm(a, b), 1, seconds) * flop / 1e9 for _ in range(runs)]
+
+
 def engines(
     onnx_path: Path,
     model: torch.nn.Module,
