@@ -167,13 +167,34 @@ def _rate(call: Callable[[], object], batch: int, seconds: float) -> float:
             return calls * batch / elapsed
 
 
-def sgemm_gflops(*, threads: int, runs: int, seconds: float, n: int = 2048) -> list[float]:
-    """Dense FP32 GFLOP/s this CPU gives PyTorch (``torch.mm``, n×n): the measured peak that
-    model throughputs are compared with, since a VM reports no boost clock to compute one from."""
+def gemm_gflops(*, threads: int, runs: int, seconds: float, n: int = 2048) -> dict[str, list[float]]:
+    """Dense FP32 GFLOP/s (n×n matrix product) per library here, interleaved run by run.
+
+    The best of them is the measured peak that model throughputs are compared with: a VM reports no
+    boost clock to compute a theoretical one from, and the libraries differ (on this AMD CPU NumPy's
+    OpenBLAS has been ~10 % faster than torch.mm and ONNX Runtime's MatMul)."""
+    from onnx import TensorProto, helper
+
     torch.set_num_threads(threads)
-    a, b = torch.randn(n, n), torch.randn(n, n)
+    a, b = np.random.default_rng(0).random((2, n, n), dtype=np.float32)
+    ta, tb = torch.from_numpy(a), torch.from_numpy(b)
+    spec = [helper.make_tensor_value_info(name, TensorProto.FLOAT, [n, n]) for name in "ABC"]
+    graph = helper.make_graph([helper.make_node("MatMul", ["A", "B"], ["C"])], "gemm", spec[:2], spec[2:])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    calls: dict[str, Callable[[], object]] = {
+        "NumPy (OpenBLAS)": lambda: a @ b,
+        "torch.mm": lambda: torch.mm(ta, tb),
+        "ONNX Runtime MatMul": lambda: session.run(None, {"A": a, "B": b}),
+    }
     flop = 2 * n**3
-    return [_rate(lambda: torch.mm(a, b), 1, seconds) * flop / 1e9 for _ in range(runs)]
+    results: dict[str, list[float]] = {name: [] for name in calls}
+    for _ in range(runs):
+        for name, call in calls.items():
+            results[name].append(_rate(call, 1, seconds) * flop / 1e9)
+    return results
 
 
 def engines(

@@ -250,10 +250,10 @@ def run_suite(args: argparse.Namespace, say: Callable[[str], None]) -> dict[str,
         runs=args.runs, seconds=args.engine_seconds, threads=args.threads,
     )  # fmt: skip
     res["engines"] = {f"{name}|{bs}": v for (name, bs), v in engine.items()}
-    res["sgemm"] = {
+    res["gemm"] = {
         "n": 2048,
         "threads": args.threads,
-        "gflops": measure.sgemm_gflops(threads=args.threads, runs=args.runs, seconds=args.engine_seconds),
+        "gflops": measure.gemm_gflops(threads=args.threads, runs=args.runs, seconds=args.engine_seconds),
     }
     say("[9/9] INT8 vs FP32 (python -m export.bench) and accuracy")
     res["int8"] = _int8(args, repos, say)
