@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 import uvicorn
 from pydantic import ValidationError
@@ -11,6 +12,17 @@ from pydantic import ValidationError
 from gateway.app import create_app
 from gateway.logging_setup import configure_logging
 from gateway.settings import Settings
+
+
+def server_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn's options from the settings: one place for ``python -m gateway`` and in-process servers."""
+    return {
+        "host": settings.host,
+        "port": settings.port,
+        "log_level": settings.log_level.lower(),
+        "timeout_keep_alive": settings.keep_alive_s,
+        "timeout_graceful_shutdown": 5,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,12 +47,9 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(settings.log_level)
     uvicorn.run(
         create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level.lower(),
+        **server_options(settings),
         log_config=None,  # keep the JSON logging configured above
         access_log=False,  # prediction_completed already records each request, in JSON
-        timeout_graceful_shutdown=5,
     )
     return 0
 

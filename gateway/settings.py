@@ -39,6 +39,10 @@ class Settings(BaseSettings):
         default=5.0, gt=0, description="how often model readiness/version is checked"
     )
     retry_after_s: int = Field(default=1, ge=1, description="Retry-After on 429/503")
+    # Above the idle timeout of the load balancer or proxy in front (60 s on most), so that it, not the
+    # gateway, closes an idle connection: when the gateway closes first, a request the client sends at
+    # that moment is reset (a 256-client test hit this with uvicorn's 5 s default).
+    keep_alive_s: float = Field(default=75.0, gt=0, description="idle HTTP keep-alive before closing")
 
     # Performance tracking (prediction log, feedback, stats, drift) and the response cache.
     tracking_enabled: bool = True

@@ -21,6 +21,7 @@ import uvicorn
 from PIL import Image
 
 from gateway import Settings, create_app
+from gateway.__main__ import server_options
 from serving.triton import TritonLauncher, TritonOptions
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -140,7 +141,7 @@ class GatewayServer:
         self.settings = settings
         self.app = create_app(settings)
         self.server = uvicorn.Server(
-            uvicorn.Config(self.app, host="127.0.0.1", port=settings.port, log_level="warning", lifespan="on")
+            uvicorn.Config(self.app, **{**server_options(settings), "log_level": "warning"}, lifespan="on")
         )
         self.thread = threading.Thread(target=self.server.run, name="gateway", daemon=True)
 

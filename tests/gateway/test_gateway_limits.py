@@ -112,3 +112,23 @@ def test_a_client_that_disconnects_stops_the_work(triton) -> None:  # type: igno
             time.sleep(0.1)
     assert 'prediction_errors_total{error_type="client_disconnected"} 1.0' in metrics
     assert "prediction_requests_total{" not in metrics  # nothing was answered
+
+
+def _get_health(sock: socket.socket) -> bytes:
+    sock.sendall(b"GET /health/live HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    return sock.recv(65536)
+
+
+@pytest.mark.parametrize(("keep_alive_s", "closed"), [(0.3, True), (30.0, False)])
+def test_idle_connections_are_kept_for_keep_alive_s(triton, keep_alive_s: float, closed: bool) -> None:  # type: ignore[no-untyped-def]
+    """KEEP_ALIVE_S reaches uvicorn: an idle keep-alive connection is closed after it, not before."""
+    settings = gateway_settings(triton.grpc_url, keep_alive_s=keep_alive_s)
+    with GatewayServer(settings) as server, httpx.Client(base_url=server.url, timeout=30) as http:
+        wait_ready(http)
+        with socket.create_connection(("127.0.0.1", settings.port), timeout=5) as sock:
+            assert _get_health(sock).startswith(b"HTTP/1.1 200")
+            time.sleep(1.0)
+            if closed:
+                assert sock.recv(1) == b"", "the server kept an idle connection past KEEP_ALIVE_S"
+            else:
+                assert _get_health(sock).startswith(b"HTTP/1.1 200")
