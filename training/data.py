@@ -118,6 +118,15 @@ def _build_parser() -> argparse.ArgumentParser:
         "(PetImages Cat/+Dog/, cat/+dog/, Kaggle cat.1.jpg, Oxford-IIIT Pet images/); default %(default)s",
     )
     ing.add_argument(
+        "--train-only",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="an extra labelled folder whose images only ever enter the train split (repeatable); "
+        "e.g. small or re-encoded photos that must not be measured as if users sent them",
+    )
+    ing.add_argument(
         "--manifest", type=Path, default=DEFAULT_MANIFEST, help="manifest to write (.csv or .parquet)"
     )
     ing.add_argument(
@@ -195,7 +204,12 @@ def _ingest(args: argparse.Namespace) -> int:
     source = detect_source(folder)
     limits = DecodeLimits(max_bytes=args.max_bytes, max_pixels=args.max_pixels, min_side=1)
     result = ingest(
-        source, min_size=args.min_size, workers=args.workers, limits=limits, progress=not args.quiet
+        source,
+        train_only=[detect_source(extra) for extra in args.train_only],
+        min_size=args.min_size,
+        workers=args.workers,
+        limits=limits,
+        progress=not args.quiet,
     )
     missing = sorted({"cat", "dog"} - set(result.manifest["label"]))
     print(result.summary())

@@ -6,11 +6,12 @@ uses), so a file that would crash a training epoch is rejected here with its rea
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -47,6 +48,7 @@ class Accepted:
     bytes: int
     mode: str
     misnamed: bool  # the extension names another format than the content
+    train_only: bool = False  # from a source that may only ever feed the train split
 
 
 @dataclass(frozen=True)
@@ -133,8 +135,12 @@ def inspect_file(
     )
 
 
-def _inspect_task(task: tuple[Path, str, int, DecodeLimits]) -> Accepted | Rejected:
-    return inspect_file(*task)
+def _inspect_task(task: tuple[Path, str, int, DecodeLimits, bool]) -> Accepted | Rejected:
+    path, label, min_size, limits, train_only = task
+    result = inspect_file(path, label, min_size, limits)
+    if isinstance(result, Accepted) and train_only:
+        return dataclasses.replace(result, train_only=True)
+    return result
 
 
 def _deduplicate(accepted: Iterable[Accepted]) -> tuple[list[Accepted], list[Rejected]]:
@@ -144,7 +150,7 @@ def _deduplicate(accepted: Iterable[Accepted]) -> tuple[list[Accepted], list[Rej
     keeping either one would train on a label the data set itself contradicts.
     """
     by_hash: dict[str, list[Accepted]] = {}
-    for item in sorted(accepted, key=lambda a: a.path.as_posix()):
+    for item in sorted(accepted, key=lambda a: (a.train_only, a.path.as_posix())):
         by_hash.setdefault(item.sha256, []).append(item)
     kept: list[Accepted] = []
     rejected: list[Rejected] = []
@@ -167,22 +173,30 @@ def _deduplicate(accepted: Iterable[Accepted]) -> tuple[list[Accepted], list[Rej
 def ingest(
     source: Source,
     *,
+    train_only: Sequence[Source] = (),
     min_size: int = 32,
     workers: int | None = None,
     limits: DecodeLimits = INGEST_LIMITS,
     progress: bool = True,
 ) -> IngestResult:
-    """Decode, validate, deduplicate and split every file of ``source``."""
+    """Decode, validate, deduplicate and split every file of ``source`` (and of ``train_only``).
+
+    ``train_only`` sources only ever enter the train split: extra photos that do not look like
+    what users send (pets-more: 200×200, squashed) may teach the model, but validation and test
+    must stay the photos the model will be judged on.
+    """
     start = time.perf_counter()
     workers = workers if workers is not None else (os.cpu_count() or 1)
-    tasks = [(f.path, f.label, min_size, limits) for f in source.files]
+    tasks = [(f.path, f.label, min_size, limits, False) for f in source.files]
+    tasks += [(f.path, f.label, min_size, limits, True) for extra in train_only for f in extra.files]
     results = list(parallel_map(_inspect_task, tasks, workers=workers, desc="ingest", progress=progress))
 
     accepted = [r for r in results if isinstance(r, Accepted)]
     rejected = [r for r in results if isinstance(r, Rejected)]
     rejected.extend(
-        Rejected(p, "unlabelled", f"file name gives no label in the {source.layout} layout")
-        for p in source.unlabelled
+        Rejected(p, "unlabelled", f"file name gives no label in the {src.layout} layout")
+        for src in (source, *train_only)
+        for p in src.unlabelled
     )
     kept, duplicates = _deduplicate(accepted)
     rejected.extend(duplicates)
@@ -192,7 +206,7 @@ def ingest(
             {
                 "sha256": a.sha256,
                 "label": a.label,
-                "split": split_for(a.sha256),
+                "split": "train" if a.train_only else split_for(a.sha256),
                 "path": display_path(a.path),
                 "format": a.format,
                 "width": a.width,
@@ -209,14 +223,15 @@ def ingest(
         columns=list(REJECT_COLUMNS),
     )
     rejects = rejects.sort_values(["path", "reason"], kind="stable").reset_index(drop=True)
+    layouts = [source.layout] + [f"{extra.layout} (train only)" for extra in train_only]
     return IngestResult(
-        layout=source.layout,
+        layout=" + ".join(layouts),
         manifest=manifest,
         rejects=rejects,
         seconds=time.perf_counter() - start,
         misnamed=sum(a.misnamed for a in kept),
         modes=Counter(a.mode for a in kept),
-        outside=[display_path(p) for p in source.outside],
+        outside=[display_path(p) for src in (source, *train_only) for p in src.outside],
     )
 
 
