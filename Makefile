@@ -10,13 +10,21 @@ TRITON_VENV := .venv-triton
 PY := $(VENV)/bin/python
 PIP_INSTALL := $(VENV)/bin/pip install --disable-pip-version-check -q
 
-# Data source for ingest: `synthetic` (offline default), `download` (Microsoft PetImages) or a folder.
+# What `make up` serves: `bundled` (default: the real-photo model in models/bundled/, no training),
+# `synthetic` (offline shapes + quick recipe), `download` (Microsoft PetImages) or DATA_DIR=<photos>.
 DATA_DIR ?=
-SOURCE ?= $(if $(DATA_DIR),$(DATA_DIR),synthetic)
-TRAIN_CONFIG ?= configs/train.yaml
+# Extra photo folder(s) that only ever enter the train split (space-separated), e.g. small re-encoded photos.
+TRAIN_ONLY_DIR ?=
+SOURCE ?= $(if $(DATA_DIR),$(DATA_DIR),bundled)
+# `make ingest` needs photos: the bundled model brings none, so it ingests the synthetic set then.
+INGEST_SOURCE = $(if $(filter bundled,$(SOURCE)),synthetic,$(SOURCE))
+# Training recipe: TRAIN_CONFIG when given, else the real-photo recipe (configs/pets.yaml) for
+# `make train`; `make up` picks configs/quick.yaml for SOURCE=synthetic and configs/pets.yaml otherwise.
+TRAIN_CONFIG ?=
+RECIPE = $(or $(TRAIN_CONFIG),configs/pets.yaml)
 TRAIN_SET ?=
 # The preprocess cache must be at the size the training config trains at.
-IMAGE_SIZE ?= $(or $(shell awk '/^image_size:/ {print $$2}' $(TRAIN_CONFIG) 2>/dev/null),224)
+IMAGE_SIZE ?= $(or $(shell awk '/^image_size:/ {print $$2}' $(RECIPE) 2>/dev/null),224)
 PYTEST_ARGS ?=
 
 .PHONY: help setup download ingest preprocess train evaluate export-onnx rollback triton gateway up stop \
@@ -43,14 +51,14 @@ setup: $(VENV)/.installed $(TRITON_VENV)/.installed ## Create both venvs (projec
 download: setup ## Fetch Microsoft PetImages (824 MB, resumable, verified)
 	$(PY) -m training.data download
 
-ingest: setup ## Validate, deduplicate and split the source into data/manifest.csv (SOURCE=synthetic|download|DIR)
-	$(PY) -m training.data ingest --source $(SOURCE)
+ingest: setup ## Validate, deduplicate and split photos into data/manifest.csv (DATA_DIR=… | SOURCE=synthetic|download)
+	$(PY) -m training.data ingest --source $(INGEST_SOURCE) $(foreach d,$(TRAIN_ONLY_DIR),--train-only $(d))
 
 preprocess: setup ## Resize every manifest image into the training cache (parallel, idempotent)
 	$(PY) -m training.data preprocess --image-size $(IMAGE_SIZE)
 
-train: setup ## Train with MLflow tracking; registers alias `challenger`
-	$(PY) -m training.train --config $(TRAIN_CONFIG) $(foreach s,$(TRAIN_SET),--set $(s))
+train: setup ## Train (TRAIN_CONFIG, default configs/pets.yaml) with MLflow tracking; registers `challenger`
+	$(PY) -m training.train --config $(RECIPE) $(foreach s,$(TRAIN_SET),--set $(s))
 
 evaluate: setup ## Test-split metrics → metrics.json; promote to `champion` only on improvement
 	$(PY) -m training.evaluate
@@ -75,8 +83,9 @@ triton: setup ## Start the local Triton server on the derived CPU repository
 gateway: setup ## Start the FastAPI gateway in the background
 	$(PY) -m serving.gateway_process start
 
-up: setup ## The main job: data → train → export (first time) → Triton + gateway
-	$(PY) -m serving.up --source $(SOURCE)
+up: setup ## The main job: the bundled real-photo model (or SOURCE/DATA_DIR → train) → export → Triton + gateway
+	$(PY) -m serving.up --source $(SOURCE) $(if $(TRAIN_CONFIG),--config $(TRAIN_CONFIG)) \
+		$(foreach d,$(TRAIN_ONLY_DIR),--train-only $(d))
 
 stop: ## Stop what `make up` started
 	@test -x $(PY) && $(PY) -m serving.stop || echo "nothing to stop (no venv)"

@@ -1,4 +1,4 @@
-"""Triton version ↔ MLflow version mapping: ``model_repository/cats_dogs/versions.json`` (committed).
+"""Triton version ↔ MLflow version mapping: ``model_repository/cats_dogs/versions.json`` (generated).
 
 The file records every export with its origin and the test metrics the gate measured, and marks
 rolled-back versions. "Served" means the newest version directory that exists in the repository

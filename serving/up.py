@@ -1,10 +1,15 @@
 """``make up``: from nothing to a served model in one command.
 
-1. If no model has been exported yet (or ``--retrain``, or a real photo folder is given):
-   ingest → preprocess → quick training → evaluate → export, each as its own ``python -m`` step.
+1. If no model has been exported yet, or photos are given:
+   - ``--source bundled`` (default): register the real-photo model shipped in ``models/bundled/``
+     in the local MLflow registry and export it through the normal export path;
+   - ``--source synthetic``: the offline synthetic set and the quick recipe (tests, CI);
+   - ``--source download`` or a photo folder: ingest → preprocess → train with the real-photo
+     recipe (``configs/pets.yaml``; ``--config`` overrides) → evaluate → export.
+   Each step is its own ``python -m`` command, printed before it runs.
 2. Start Triton on the derived CPU repository, then the gateway, both in the background with
    PID files under ``run/`` (``make stop`` stops them).
-3. Print the URL, the model name/version and where the model came from.
+3. Print the URL, the model that is served and its measured accuracy.
 """
 
 from __future__ import annotations
@@ -22,7 +27,31 @@ from serving.gateway_process import GatewayOptions, start_gateway
 from serving.processes import PROJECT_ROOT, RUN_DIR, read_pid
 from serving.triton import DEFAULT_MODEL, DEFAULT_REPOSITORY, TritonLauncher, TritonOptions
 
+CANONICAL_REPOSITORY = PROJECT_ROOT / "model_repository"
 DEFAULT_QUICK_CONFIG = PROJECT_ROOT / "configs" / "quick.yaml"
+DEFAULT_REAL_CONFIG = PROJECT_ROOT / "configs" / "pets.yaml"
+BUNDLED = "bundled"
+SYNTHETIC = "synthetic"
+
+
+def bundled_summary() -> str:
+    from training.bundled import BundleError, describe, read_card
+
+    try:
+        return describe(read_card())
+    except (BundleError, OSError, ValueError) as exc:
+        return f"unavailable ({exc})"
+
+
+def recipe_for(source: str, config: Path | None) -> Path:
+    """The training config: the one given, else the quick recipe for synthetic shapes, else the real one.
+
+    Real photos with the 8-epoch 64 px quick recipe give a toy model; synthetic shapes with the
+    real recipe only cost time.
+    """
+    if config is not None:
+        return config
+    return DEFAULT_QUICK_CONFIG if source == SYNTHETIC else DEFAULT_REAL_CONFIG
 
 
 def exported_versions(repository: Path, model: str) -> list[int]:
@@ -44,12 +73,21 @@ def config_image_size(config: Path) -> int | None:
     return int(size) if isinstance(size, int) and size > 0 else None
 
 
-def pipeline_steps(source: str, config: Path) -> list[tuple[str, list[str]]]:
+def pipeline_steps(
+    source: str, config: Path, train_only: list[Path] | None = None
+) -> list[tuple[str, list[str]]]:
     py = sys.executable
+    if source == BUNDLED:
+        # No training: the shipped checkpoint goes through the same registry → export path.
+        return [
+            ("register", [py, "-m", "training.bundled", "register"]),
+            ("export", [py, "-m", "export", "--alias", "champion", "--no-local-data"]),
+        ]
     size = config_image_size(config)
     preprocess = [py, "-m", "training.data", "preprocess"] + (["--image-size", str(size)] if size else [])
+    extra = [arg for folder in train_only or [] for arg in ("--train-only", str(folder))]
     return [
-        ("ingest", [py, "-m", "training.data", "ingest", "--source", source]),
+        ("ingest", [py, "-m", "training.data", "ingest", "--source", source, *extra]),
         ("preprocess", preprocess),
         ("train", [py, "-m", "training.train", "--config", str(config)]),
         ("evaluate", [py, "-m", "training.evaluate"]),
@@ -57,8 +95,8 @@ def pipeline_steps(source: str, config: Path) -> list[tuple[str, list[str]]]:
     ]
 
 
-def run_pipeline(source: str, config: Path) -> None:
-    for name, command in pipeline_steps(source, config):
+def run_pipeline(source: str, config: Path, train_only: list[Path] | None = None) -> None:
+    for name, command in pipeline_steps(source, config, train_only):
         print(f"==> {name}: {' '.join(command[1:])}", flush=True)
         started = time.monotonic()
         result = subprocess.run(command, check=False, cwd=PROJECT_ROOT)
@@ -82,18 +120,52 @@ def describe_origin(parameters: dict[str, str]) -> str:
     return f"MLflow model {name} version {version} (run {run}, {arch}), exported {when}"
 
 
+def served_figures(canonical_dir: Path, version: object) -> str:
+    """The served version's measured test accuracy from the export's version log, for the banner."""
+    try:
+        log = json.loads((canonical_dir / "versions.json").read_text())
+    except (OSError, ValueError):
+        return "unknown (no versions.json)"
+    for record in log.get("versions", []):
+        if str(record.get("triton_version")) == str(version):
+            metrics = record.get("test_metrics") or {}
+            accuracy, n = metrics.get("test_accuracy"), metrics.get("test_images")
+            if accuracy is None:
+                return "not measured"
+            where = (
+                "recorded with the model in MLflow"
+                if record.get("metrics_source") == "mlflow-run"
+                else f"on {int(n or 0)} test images of this machine's data"
+            )
+            return f"test accuracy {accuracy:.1%} ({where})"
+    return f"unknown (version {version} not in versions.json)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m serving.up", description="Train and export a model if needed, then serve it."
     )
     parser.add_argument(
         "--source",
-        default="synthetic",
-        help="training data: 'synthetic' (offline), 'download' (PetImages) or a folder of cat/ and dog/ "
-        "photos; anything but 'synthetic' trains a new model even if one is exported",
+        default=BUNDLED,
+        help="'bundled' (the real-photo model in models/bundled/, no training), 'synthetic' (offline "
+        "shapes + quick recipe), 'download' (PetImages) or a folder of cat/ and dog/ photos; a download or "
+        "folder trains a new model even if one is exported",
     )
     parser.add_argument(
-        "--config", type=Path, default=DEFAULT_QUICK_CONFIG, help="training config for the quick run"
+        "--config",
+        type=Path,
+        default=None,
+        help=f"training config (default: {DEFAULT_QUICK_CONFIG.relative_to(PROJECT_ROOT)} for synthetic, "
+        f"{DEFAULT_REAL_CONFIG.relative_to(PROJECT_ROOT)} for real photos)",
+    )
+    parser.add_argument(
+        "--train-only",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="extra photo folder that only enters the train split (repeatable; see training.data ingest)",
     )
     parser.add_argument("--retrain", action="store_true", help="train and export even if a model is exported")
     parser.add_argument(
@@ -111,20 +183,30 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     versions = exported_versions(args.repository, args.model)
-    train = args.retrain or not versions or args.source != "synthetic"
+    photos = args.source not in (BUNDLED, SYNTHETIC)
+    build = args.retrain or not versions or photos
     try:
-        if train:
-            why = "requested" if args.retrain or versions else "no exported model yet"
-            if args.source != "synthetic":
-                why = f"training on {args.source}"
-            print(f"==> training a model ({why})", flush=True)
-            if not args.config.is_file():
-                raise RuntimeError(f"training config {args.config} not found")
-            run_pipeline(args.source, args.config)
+        if build and args.source == BUNDLED:
+            print(
+                "==> serving the bundled real-photo model (models/bundled/; SOURCE=synthetic or "
+                "DATA_DIR=<photos> to train instead)",
+                flush=True,
+            )
+            run_pipeline(args.source, DEFAULT_REAL_CONFIG)
             versions = exported_versions(args.repository, args.model)
-            if not versions:
-                raise RuntimeError(f"export finished but {args.repository}/{args.model} has no version")
-        else:
+        elif build:
+            why = "requested" if args.retrain or versions else "no exported model yet"
+            if photos:
+                why = f"training on {args.source}"
+            config = recipe_for(args.source, args.config)
+            print(f"==> training a model ({why}) with recipe {config}", flush=True)
+            if not config.is_file():
+                raise RuntimeError(f"training config {config} not found")
+            run_pipeline(args.source, config, args.train_only)
+            versions = exported_versions(args.repository, args.model)
+        if build and not versions:
+            raise RuntimeError(f"export finished but {args.repository}/{args.model} has no version")
+        if not build:
             print(
                 f"==> using the exported model (versions {versions} in {args.repository}); "
                 "--retrain to train anew"
@@ -169,6 +251,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Serving at      {gateway.url}  (upload page: open it in a browser; API: {gateway.url}/docs)")
     print(f"Model           {model.get('name')} version {model.get('version')} (Triton)")
     print(f"Came from       {describe_origin(model.get('parameters') or {})}")
+    print(f"Measured        {served_figures(CANONICAL_REPOSITORY / args.model, model.get('version'))}")
+    if args.source == BUNDLED:
+        print(f"Bundled model   {bundled_summary()}")
     print(f"Triton          gRPC {triton.grpc_url}, HTTP {triton.http_url}, metrics {triton.metrics_url}")
     print(f"Logs            {triton.log_file}, {gateway.log_file}")
     print("Try             make smoke-test   ·   stop with: make stop")

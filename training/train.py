@@ -303,7 +303,7 @@ def _signature(image_size: int) -> Any:
     )
 
 
-def _log_model(model: PetClassifier, image_size: int) -> str:
+def log_model(model: PetClassifier, image_size: int) -> str:
     """The pytorch flavour under ``model``; returns its URI for registration."""
     import mlflow.pytorch
     import torchvision
@@ -479,7 +479,7 @@ def train(cfg: TrainConfig) -> TrainResult:
             named.write_bytes(checkpoint.read_bytes())
             mlflow.log_artifact(str(named), artifact_path=str(Path(registry.CHECKPOINT_ARTIFACT).parent))
 
-        model_uri = _log_model(model, cfg.image_size)
+        model_uri = log_model(model, cfg.image_size)
         version = _register(model_uri, run_id) if cfg.register else None
 
     print(
@@ -499,7 +499,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m training.train", description="Train the cats-vs-dogs classifier (MLflow-tracked)."
     )
-    parser.add_argument("--config", type=Path, help="YAML file of TrainConfig keys (e.g. configs/train.yaml)")
+    parser.add_argument(
+        "--config",
+        type=Path,
+        help="YAML file of TrainConfig keys (e.g. configs/pets.yaml for real photos, configs/quick.yaml for "
+        "the synthetic set); without it every key keeps its TrainConfig default",
+    )
     parser.add_argument(
         "--section",
         help="read the keys from this top-level section of the YAML file (e.g. `train` in params.yaml)",
@@ -519,6 +524,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         cfg = load_config(args.config, args.overrides, section=args.section)
+        # Which recipe produced a run must be visible in its output and in MLflow (a tag).
+        recipe = (
+            f"{args.config}" + (f" [{args.section}]" if args.section else "") if args.config else "defaults"
+        )
+        cfg.tags = {**cfg.tags, "config_file": recipe}
+        print(
+            f"config: {recipe}" + (f" with {' '.join(args.overrides)}" if args.overrides else ""), flush=True
+        )
         train(cfg)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -15,7 +15,15 @@ from pathlib import Path
 import pytest
 
 from serving.processes import PROJECT_ROOT, is_running
-from serving.up import describe_origin, exported_versions, pipeline_steps
+from serving.up import (
+    DEFAULT_QUICK_CONFIG,
+    DEFAULT_REAL_CONFIG,
+    describe_origin,
+    exported_versions,
+    pipeline_steps,
+    recipe_for,
+    served_figures,
+)
 
 
 def test_exported_versions(tmp_path: Path, trivial_repository: Path) -> None:
@@ -34,6 +42,50 @@ def test_pipeline_runs_every_stage_in_order_with_the_quick_config(tmp_path: Path
     assert train[-2:] == ["--config", str(config)]
     assert steps[1][1][-2:] == ["--image-size", "96"]  # the cache is built at the size training reads
     assert all(command[0] == sys.executable for _, command in steps)
+
+
+def test_the_bundled_model_is_registered_and_exported_without_training() -> None:
+    steps = pipeline_steps("bundled", DEFAULT_REAL_CONFIG)
+    assert [name for name, _ in steps] == ["register", "export"]
+    assert steps[0][1][1:] == ["-m", "training.bundled", "register"]
+    # The normal export path (parity + promotion gate), gated on the figures recorded with the model.
+    assert steps[1][1][1:] == ["-m", "export", "--alias", "champion", "--no-local-data"]
+
+
+def test_real_photos_get_the_real_recipe_unless_a_config_is_given(tmp_path: Path) -> None:
+    assert recipe_for("synthetic", None) == DEFAULT_QUICK_CONFIG
+    assert recipe_for("/my/photos", None) == DEFAULT_REAL_CONFIG
+    assert recipe_for("download", None) == DEFAULT_REAL_CONFIG
+    mine = tmp_path / "mine.yaml"
+    assert recipe_for("/my/photos", mine) == mine
+    assert recipe_for("synthetic", mine) == mine
+
+
+def test_train_only_folders_reach_ingest(tmp_path: Path) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text("image_size: 96\n")
+    ingest = pipeline_steps("/photos", config, [Path("/more")])[0][1]
+    assert ingest[-4:] == ["--source", "/photos", "--train-only", "/more"]
+
+
+def test_banner_reports_the_served_versions_measured_accuracy(tmp_path: Path) -> None:
+    (tmp_path / "versions.json").write_text(
+        json.dumps(
+            {
+                "versions": [
+                    {"triton_version": 1, "test_metrics": {"test_accuracy": 0.5}, "metrics_source": "x"},
+                    {
+                        "triton_version": 2,
+                        "test_metrics": {"test_accuracy": 0.923, "test_images": 0.0},
+                        "metrics_source": "mlflow-run",
+                    },
+                ]
+            }
+        )
+    )
+    assert served_figures(tmp_path, 2) == "test accuracy 92.3% (recorded with the model in MLflow)"
+    assert "unknown" in served_figures(tmp_path, 3)
+    assert "unknown" in served_figures(tmp_path / "nowhere", 1)
 
 
 def test_origin_names_the_registry_version() -> None:

@@ -168,3 +168,47 @@ def test_process_pool_gives_the_same_result(synthetic_dir: Path) -> None:
     assert len(source.files) >= 64  # large enough to take the pool path
     pd.testing.assert_frame_equal(serial.manifest, pooled.manifest)
     assert len(serial.manifest) == 80 and serial.rejects.empty
+
+
+def test_train_only_sources_never_reach_val_or_test(
+    tmp_path: Path, class_folders: Callable[..., Path]
+) -> None:
+    """Extra photos that do not look like what users send may teach the model, never judge it."""
+    main = class_folders(tmp_path / "main", 30)
+    extra = class_folders(tmp_path / "extra", 30, start=1000)
+    result = ingest(detect_source(main), train_only=[detect_source(extra)], workers=1, progress=False)
+    manifest = result.manifest
+    from_extra = manifest["path"].str.contains("/extra/")
+    assert from_extra.sum() == 60 and (~from_extra).sum() == 60
+    assert set(manifest.loc[from_extra, "split"]) == {"train"}
+    # The evaluation source keeps its hash-based split: adding extra data never moves its photos.
+    main_only = ingest(detect_source(main), workers=1, progress=False).manifest
+    assert manifest.loc[~from_extra, "split"].tolist() == main_only["split"].tolist()
+    assert {"val", "test"} <= set(main_only["split"])  # 60 photos: both held-out splits exist
+    assert "(train only)" in result.layout
+
+
+def test_a_train_only_copy_of_an_evaluation_photo_is_dropped_not_trained_on(
+    tmp_path: Path, photo: PhotoFactory
+) -> None:
+    main, extra = tmp_path / "a", tmp_path / "z"  # "z" sorts last: path order alone would keep main's copy
+    for root in (main, extra):
+        (root / "cat").mkdir(parents=True)
+        (root / "dog").mkdir(parents=True)
+    shared_bytes = photo("JPEG", size=(64, 48), seed=7)
+    (main / "cat" / "x.jpg").write_bytes(shared_bytes)
+    (main / "dog" / "d.jpg").write_bytes(photo("JPEG", size=(64, 48), seed=8))
+    (extra / "cat" / "a_copy.jpg").write_bytes(shared_bytes)
+    (extra / "dog" / "e.jpg").write_bytes(photo("JPEG", size=(64, 48), seed=9))
+    # Reverse the names: the train-only copy now sorts first by path, and must still lose.
+    main2, extra2 = tmp_path / "z2", tmp_path / "a2"
+    main.rename(main2)
+    extra.rename(extra2)
+    result = ingest(detect_source(main2), train_only=[detect_source(extra2)], workers=1, progress=False)
+    kept = result.manifest
+    assert len(kept) == 3 and not kept["path"].str.contains("/a2/cat/").any()
+    assert kept.loc[kept["path"].str.endswith("x.jpg"), "split"].item() == split_for(
+        kept.loc[kept["path"].str.endswith("x.jpg"), "sha256"].item()
+    )
+    dupes = result.rejects[result.rejects["reason"] == "duplicate"]
+    assert dupes["path"].str.contains("/a2/cat/a_copy.jpg").all() and len(dupes) == 1
