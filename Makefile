@@ -40,8 +40,8 @@ $(TRITON_VENV)/.installed: serving/requirements-triton.txt
 setup: $(VENV)/.installed $(TRITON_VENV)/.installed ## Create both venvs (project + Triton server/backend)
 
 # --- data → model ------------------------------------------------------------------------
-download: setup ## Fetch Microsoft PetImages (824 MB, resumable, verified)
-	$(PY) -m training.data download
+download: setup ## Fetch Microsoft PetImages (824 MB, resumable): exact size checked; sha256 too with SHA256=<hex>
+	$(PY) -m training.data download $(if $(SHA256),--sha256 $(SHA256))
 
 ingest: setup ## Validate, deduplicate and split the source into data/manifest.csv (SOURCE=synthetic|download|DIR)
 	$(PY) -m training.data ingest --source $(SOURCE)
