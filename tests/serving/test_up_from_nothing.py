@@ -21,7 +21,9 @@ import pytest
 
 from serving.processes import PROJECT_ROOT, is_running
 
-pytestmark = [pytest.mark.triton, pytest.mark.slow]
+# The quick recipe trains for real (configs/quick.yaml: ~1-3 CPU minutes on 2 cores), over the suite's
+# 300 s default per test once ingest, export and the two start-ups are added.
+pytestmark = [pytest.mark.triton, pytest.mark.slow, pytest.mark.timeout(900)]
 
 
 def fresh_checkout(dest: Path) -> Path:
