@@ -48,8 +48,8 @@ $(TRITON_VENV)/.installed: serving/requirements-triton.txt
 setup: $(VENV)/.installed $(TRITON_VENV)/.installed ## Create both venvs (project + Triton server/backend)
 
 # --- data → model ------------------------------------------------------------------------
-download: setup ## Fetch Microsoft PetImages (824 MB, resumable, verified)
-	$(PY) -m training.data download
+download: setup ## Fetch Microsoft PetImages (824 MB, resumable): exact size checked; sha256 too with SHA256=<hex>
+	$(PY) -m training.data download $(if $(SHA256),--sha256 $(SHA256))
 
 ingest: setup ## Validate, deduplicate and split photos into data/manifest.csv (DATA_DIR=… | SOURCE=synthetic|download)
 	$(PY) -m training.data ingest --source $(INGEST_SOURCE) $(foreach d,$(TRAIN_ONLY_DIR),--train-only $(d))

@@ -74,7 +74,7 @@ def _add_download_args(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_RAW,
         help="folder to extract the zip into (default %(default)s)",
     )
-    parser.add_argument("--no-extract", action="store_true", help="download and verify only")
+    parser.add_argument("--no-extract", action="store_true", help="download and check only")
 
 
 def _add_limit_args(parser: argparse.ArgumentParser, verb: str) -> None:
@@ -104,7 +104,8 @@ def _build_parser() -> argparse.ArgumentParser:
     dl = sub.add_parser(
         "download",
         parents=[common],
-        help="fetch and extract the Microsoft PetImages archive (resumable, verified)",
+        help="fetch and extract the Microsoft PetImages archive (resumable; exact size checked, "
+        "sha256 too when --sha256 is given)",
     )
     _add_download_args(dl)
 
@@ -172,7 +173,11 @@ def _download(args: argparse.Namespace) -> Path:
     archive = download(
         args.url, args.dest, expected_bytes=expected, sha256=args.sha256, progress=not args.quiet
     )
-    print(f"downloaded and verified {archive} ({archive.stat().st_size:,} bytes)")
+    checked = ([f"size {expected:,} bytes"] if expected is not None else []) + (
+        ["sha256"] if args.sha256 else []
+    )
+    what = ", ".join(checked) or "nothing beyond a complete transfer (no expected size or sha256 given)"
+    print(f"downloaded {archive} ({archive.stat().st_size:,} bytes); checked: {what}")
     if args.no_extract:
         return archive
     if archive.suffix.lower() != ".zip":

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from export_helpers import IMAGE_SIZE
+from gateway_helpers import triton_counts
 
 from export.contract import INPUT_NAME, OUTPUT_NAME
 from export.onnx_export import session
@@ -81,9 +82,16 @@ def test_triton_answers_like_onnxruntime_under_dynamic_batching(
     expected = session(exported.onnx_path).run(None, {INPUT_NAME: images})[0]
     np.testing.assert_allclose(_infer(triton_url, images[:5]), expected[:5], atol=1e-6)
     # 1-image requests in parallel: the batcher merges them and model.py must split the answer back.
+    before = triton_counts(triton_url)
     with ThreadPoolExecutor(8) as pool:
         got = list(pool.map(lambda i: _infer(triton_url, images[i : i + 1])[0], range(len(images))))
     np.testing.assert_allclose(np.stack(got), expected, atol=1e-6)
+    # Triton's own statistics: the burst was executed in batches of more than one image.
+    after = triton_counts(triton_url)
+    executions = after.executions - before.executions
+    assert after.inferences - before.inferences == len(images)
+    assert executions < len(images), (executions, after.batches)
+    assert after.largest_batch_since(before) > 1, after.batches
 
 
 def test_bad_input_gets_an_error_not_a_crash(triton_url: str) -> None:

@@ -179,6 +179,38 @@ def gateway_settings(triton_grpc_url: str, **overrides: object) -> Settings:
     return Settings(**values)  # type: ignore[arg-type]
 
 
+@dataclass(frozen=True)
+class TritonCounts:
+    """Triton's own statistics for one model (all versions): images inferred, model executions, and
+    executions per batch size. Read before and after a request to prove it reached Triton."""
+
+    inferences: int
+    executions: int
+    batches: dict[int, int]
+
+    def largest_batch_since(self, earlier: TritonCounts) -> int:
+        """The largest batch size executed between ``earlier`` and this reading (0: none)."""
+        grown = [size for size, count in self.batches.items() if count > earlier.batches.get(size, 0)]
+        return max(grown, default=0)
+
+
+def triton_counts(http_url: str, model: str = "cats_dogs") -> TritonCounts:
+    """Triton's statistics extension (GET /v2/models/<model>/stats) on its HTTP port, ``host:port``."""
+    response = httpx.get(f"http://{http_url}/v2/models/{model}/stats", timeout=10)
+    response.raise_for_status()
+    stats = response.json()["model_stats"]
+    batches: dict[int, int] = {}
+    for version in stats:
+        for entry in version.get("batch_stats", []):
+            size = int(entry["batch_size"])
+            batches[size] = batches.get(size, 0) + int(entry["compute_infer"]["count"])
+    return TritonCounts(
+        inferences=sum(int(v["inference_count"]) for v in stats),
+        executions=sum(int(v["execution_count"]) for v in stats),
+        batches=batches,
+    )
+
+
 def wait_ready(client: httpx.Client, timeout_s: float = 30.0) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:

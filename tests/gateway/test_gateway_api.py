@@ -41,6 +41,7 @@ def test_predict_every_supported_format(client: httpx.Client, fmt: str) -> None:
     assert body["model_version"] == "1"
     assert body["uncertain"] == (body["confidence"] < 0.6)
     assert response.headers["x-request-id"] == body["request_id"]
+    assert response.headers["X-Cache"] == "miss"  # decoded and inferred, not an earlier answer
 
 
 def test_request_id_is_taken_from_the_caller(client: httpx.Client) -> None:
@@ -51,7 +52,7 @@ def test_request_id_is_taken_from_the_caller(client: httpx.Client) -> None:
 
 
 def test_batch_is_one_request_and_a_bad_file_fails_only_its_item(client: httpx.Client) -> None:
-    good = [photo(i) for i in range(3)]
+    good = [photo(300 + i) for i in range(3)]  # sent nowhere else: the singles below are cache misses
     files = [("files", (f"{i}.jpg", data, "image/jpeg")) for i, data in enumerate(good)]
     files.insert(1, ("files", ("notes.txt", b"not an image at all", "text/plain")))
     response = client.post("/predict/batch", files=files)
@@ -59,7 +60,9 @@ def test_batch_is_one_request_and_a_bad_file_fails_only_its_item(client: httpx.C
     results = response.json()["results"]
     assert [r["index"] for r in results] == [0, 1, 2, 3]
     assert results[1]["error"] == "unsupported_format" and results[1]["status"] == 415
-    singles = [post_file(client, data).json() for data in good]
+    answers = [post_file(client, data) for data in good]
+    assert [a.headers["X-Cache"] for a in answers] == ["miss"] * 3
+    singles = [a.json() for a in answers]
     for batch_item, single in zip([results[0], results[2], results[3]], singles, strict=True):
         assert batch_item["predicted_class"] == single["predicted_class"]
         for name in ("cat", "dog"):
@@ -134,7 +137,9 @@ def test_bad_input_is_a_4xx_and_the_gateway_keeps_serving(
     assert body["error"] == error
     assert set(body) == {"error", "detail"}
     assert "Traceback" not in response.text and 'File "' not in response.text
-    assert post_file(client, photo(3)).status_code == 200
+    # A photo of its own per case: a cached answer would not show that the gateway still classifies.
+    after = post_file(client, photo(zlib.crc32(case.encode())))
+    assert after.status_code == 200 and after.headers["X-Cache"] == "miss", after.text
 
 
 def test_metrics_expose_the_contracted_names(client: httpx.Client) -> None:
@@ -196,7 +201,9 @@ def test_http_protocol_gives_the_same_answer(triton, client: httpx.Client) -> No
     settings = gateway_settings(triton.http_url, triton_protocol="http")
     with GatewayServer(settings) as server, httpx.Client(base_url=server.url, timeout=30) as http:
         wait_ready(http)
-        got = post_file(http, data).json()
+        response = post_file(http, data)
+        assert response.headers["X-Cache"] == "miss"  # its own cache is empty: answered over HTTP
+        got = response.json()
     assert got["predicted_class"] == expected["predicted_class"]
     assert got["probabilities"]["cat"] == pytest.approx(expected["probabilities"]["cat"], abs=1e-6)
 

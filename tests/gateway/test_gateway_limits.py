@@ -37,7 +37,13 @@ def test_the_in_flight_limit_answers_429_and_the_rest_succeed(triton) -> None:  
     async def burst(url: str) -> list[httpx.Response]:
         async with httpx.AsyncClient(base_url=url, timeout=60) as http:
             return await asyncio.gather(
-                *(http.post("/predict", files={"file": ("a.jpg", data)}) for _ in range(12))
+                # no-cache: every admitted request decodes and infers; none is a quick cached answer.
+                *(
+                    http.post(
+                        "/predict", files={"file": ("a.jpg", data)}, headers={"Cache-Control": "no-cache"}
+                    )
+                    for _ in range(12)
+                )
             )
 
     with GatewayServer(settings) as server, httpx.Client(base_url=server.url, timeout=30) as http:

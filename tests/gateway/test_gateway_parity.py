@@ -56,8 +56,12 @@ def test_gateway_matches_pytorch_on_the_eval_transform(triton, client: httpx.Cli
 
     served = []
     for name, data in photos:
-        response = client.post("/predict", files={"file": (name, data)})
+        # no-cache: a photo an earlier test sent must still be answered by Triton, not the cache.
+        response = client.post(
+            "/predict", files={"file": (name, data)}, headers={"Cache-Control": "no-cache"}
+        )
         assert response.status_code == 200, (name, response.text)
+        assert response.headers["X-Cache"] == "bypass"
         probabilities = response.json()["probabilities"]
         served.append([probabilities["cat"], probabilities["dog"]])
     got = np.array(served)

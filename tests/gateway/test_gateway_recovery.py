@@ -6,7 +6,7 @@ import time
 
 import httpx
 import pytest
-from gateway_helpers import photo, wait_ready
+from gateway_helpers import photo, triton_counts, wait_ready
 
 pytestmark = [pytest.mark.triton, pytest.mark.slow]
 
@@ -32,7 +32,16 @@ def test_triton_stopped_then_restarted(triton, client: httpx.Client) -> None:  #
 
     started = time.monotonic()
     wait_ready(client, timeout_s=60)
-    after = client.post("/predict", files={"file": ("a.jpg", data)})
+    reached = triton_counts(triton.http_url)
+    # The photo's first answer is in the response cache (same model version, TTL 300 s): without
+    # no-cache the gateway could answer it without the restarted Triton.
+    after = client.post("/predict", files={"file": ("a.jpg", data)}, headers={"Cache-Control": "no-cache"})
     assert after.status_code == 200, after.text
+    assert after.headers["X-Cache"] == "bypass"
     assert after.json()["probabilities"] == pytest.approx(before["probabilities"], abs=1e-6)
+    # A photo never sent before takes the ordinary path: a cache miss, answered by Triton.
+    fresh = client.post("/predict", files={"file": ("b.jpg", photo(7007))})
+    assert fresh.status_code == 200, fresh.text
+    assert fresh.headers["X-Cache"] == "miss"
+    assert triton_counts(triton.http_url).inferences == reached.inferences + 2
     assert time.monotonic() - started < 60

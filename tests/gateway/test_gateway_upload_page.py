@@ -37,7 +37,10 @@ def test_choose_a_photo_and_see_its_label(
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (PyPI) is not installed")
     image = tmp_path / "pet.jpg"
     image.write_bytes(photo(42))
-    expected = client.post("/predict", files={"file": ("pet.jpg", image.read_bytes())}).json()
+    # no-cache: this answer is not stored, so the page's own upload is answered by Triton too.
+    expected = client.post(
+        "/predict", files={"file": ("pet.jpg", image.read_bytes())}, headers={"Cache-Control": "no-cache"}
+    ).json()
 
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)

@@ -4,13 +4,14 @@ for a valid image, never a 5xx, the gateway still serving afterwards, and its me
 from __future__ import annotations
 
 import contextlib
+import itertools
 import socket
 from collections.abc import Iterator
 
 import httpx
 import pytest
 from corpus import Case, cases
-from gateway_helpers import MAX_BATCH, GatewayServer, photo
+from gateway_helpers import MAX_BATCH, GatewayServer, TritonFixture, photo, triton_counts
 from hardening_helpers import GatewayProcess
 from memory import sampled_rss
 
@@ -29,21 +30,32 @@ def assert_json_error(response: httpx.Response, error: str | None = None) -> Non
         assert body["error"] == error, body
 
 
-def assert_still_serving(client: httpx.Client) -> None:
+_FRESH_SEEDS = itertools.count(60_000)
+
+
+def fresh_photo() -> bytes:
+    """A good photo this session has never sent: its answer cannot come from the response cache."""
+    return photo(next(_FRESH_SEEDS))
+
+
+def assert_still_serving(client: httpx.Client, triton: TritonFixture) -> None:
     assert client.get("/health/ready").status_code == 200
-    response = client.post("/predict", files={"file": ("ok.jpg", photo(5))})
+    before = triton_counts(triton.http_url).inferences
+    response = client.post("/predict", files={"file": ("ok.jpg", fresh_photo())})
     assert response.status_code == 200, response.text
+    assert response.headers.get("X-Cache") != "hit"
+    assert triton_counts(triton.http_url).inferences == before + 1  # Triton answered, not a cache
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
-def test_each_hostile_file_gets_its_answer(client: httpx.Client, case: Case) -> None:
+def test_each_hostile_file_gets_its_answer(client: httpx.Client, triton: TritonFixture, case: Case) -> None:
     response = client.post("/predict", files={"file": (case.filename, case.data, "image/jpeg")})
     assert response.status_code in case.expected, (response.status_code, response.text)
     if response.status_code == 200:
         assert response.json()["predicted_class"] in {"cat", "dog"}
     else:
         assert_json_error(response, case.error)
-    assert_still_serving(client)
+    assert_still_serving(client, triton)
 
 
 def test_the_corpus_as_batch_items_fails_only_the_bad_items(client: httpx.Client) -> None:
@@ -90,13 +102,15 @@ def test_no_file_field_is_a_422(client: httpx.Client) -> None:
         "unterminated",
     ],
 )
-def test_wrong_content_types_are_4xx_json(client: httpx.Client, content_type: str, body: bytes) -> None:
+def test_wrong_content_types_are_4xx_json(
+    client: httpx.Client, triton: TritonFixture, content_type: str, body: bytes
+) -> None:
     response = client.post("/predict", content=body, headers={"content-type": content_type})
     assert_json_error(response)
-    assert_still_serving(client)
+    assert_still_serving(client, triton)
 
 
-def test_several_files_on_predict_are_refused(client: httpx.Client) -> None:
+def test_several_files_on_predict_are_refused(client: httpx.Client, triton: TritonFixture) -> None:
     """The documented choice: several `file` parts on /predict are a 422 (FastAPI alone would silently
     classify the last one); /predict/batch is the endpoint for several photos."""
     good, bad = photo(11), b"not an image at all"
@@ -105,7 +119,7 @@ def test_several_files_on_predict_are_refused(client: httpx.Client) -> None:
         response = client.post("/predict", files=files)
         assert response.status_code == 422, response.text
         assert_json_error(response, "multiple_files")
-    assert_still_serving(client)
+    assert_still_serving(client, triton)
 
 
 def _raw_request(port: int, head: bytes, body: bytes = b"") -> tuple[int, bytes]:
@@ -127,7 +141,9 @@ def _raw_request(port: int, head: bytes, body: bytes = b"") -> tuple[int, bytes]
     return status, raw
 
 
-def test_huge_multipart_part_headers_are_4xx(client: httpx.Client, gateway: GatewayServer) -> None:
+def test_huge_multipart_part_headers_are_4xx(
+    client: httpx.Client, triton: TritonFixture, gateway: GatewayServer
+) -> None:
     port = gateway.settings.port
     boundary = "b0und"
     for name, part_head in [
@@ -145,7 +161,7 @@ def test_huge_multipart_part_headers_are_4xx(client: httpx.Client, gateway: Gate
         status, raw = _raw_request(port, head, body)
         assert 400 <= status < 500, (name, raw[:300])
         assert b'"error"' in raw, (name, raw[:300])
-    assert_still_serving(client)
+    assert_still_serving(client, triton)
 
 
 def _huge_head(megabytes: int) -> bytes:
@@ -156,12 +172,14 @@ def _huge_head(megabytes: int) -> bytes:
     ).encode()
 
 
-def test_huge_http_headers_get_a_4xx(client: httpx.Client, gateway: GatewayServer) -> None:
+def test_huge_http_headers_get_a_4xx(
+    client: httpx.Client, triton: TritonFixture, gateway: GatewayServer
+) -> None:
     """1 MB of request headers: uvicorn's httptools parser passes them on; the app answers a JSON 4xx."""
     status, raw = _raw_request(gateway.settings.port, _huge_head(1))
     assert 400 <= status < 500, raw[:300]
     assert b'"error"' in raw
-    assert_still_serving(client)
+    assert_still_serving(client, triton)
 
 
 @pytest.mark.xfail(
@@ -195,7 +213,7 @@ def test_a_50mb_upload_is_413_without_buffering(gateway_process, framing: str) -
     size = 50 * 1024 * 1024
     with httpx.Client(base_url=gateway_process.url, timeout=60) as http:
         for _ in range(3):  # warm: the first requests allocate the decode pool and gRPC buffers
-            assert http.post("/predict", files={"file": ("a.jpg", photo(2))}).status_code == 200
+            assert http.post("/predict", files={"file": ("a.jpg", fresh_photo())}).status_code == 200
         with sampled_rss(gateway_process.process.pid) as rss:
             if framing == "content_length":
                 response = http.post("/predict", files={"file": ("big.jpg", photo(1) + b"\x00" * size)})
@@ -210,18 +228,24 @@ def test_a_50mb_upload_is_413_without_buffering(gateway_process, framing: str) -
         assert response.json()["error"] == "too_large"
         print(f"50 MB upload ({framing}): 413, {rss.describe()}")
         assert rss.growth < 20 * MIB, rss.describe()
-        assert http.post("/predict", files={"file": ("a.jpg", photo(2))}).status_code == 200
+        after = http.post("/predict", files={"file": ("a.jpg", fresh_photo())})
+        assert after.status_code == 200 and after.headers.get("X-Cache") != "hit", after.text
 
 
 def test_the_corpus_leaves_gateway_memory_bounded(gateway_process) -> None:
     statuses: dict[int, int] = {}
     with httpx.Client(base_url=gateway_process.url, timeout=60) as http:
         for _ in range(5):
-            assert http.post("/predict", files={"file": ("a.jpg", photo(2))}).status_code == 200
+            assert http.post("/predict", files={"file": ("a.jpg", fresh_photo())}).status_code == 200
         with sampled_rss(gateway_process.process.pid) as rss:
             for _ in range(5):
                 for case in CASES:
-                    response = http.post("/predict", files={"file": (case.filename, case.data)})
+                    # no-cache: every round decodes the valid cases again, or rounds 2-5 leak-test a cache.
+                    response = http.post(
+                        "/predict",
+                        files={"file": (case.filename, case.data)},
+                        headers={"Cache-Control": "no-cache"},
+                    )
                     statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
                     assert response.status_code in case.expected, (case.name, response.text)
         print(f"corpus x5 ({len(CASES) * 5} requests) statuses {sorted(statuses.items())}: {rss.describe()}")

@@ -222,8 +222,13 @@ def test_cli_downloads_extracts_and_ingests(
     common = ["--url", url, "--dest", str(dest), "--extract-to", str(raw)]
     size = str(len(behaviour.payload))
     assert main(["--quiet", "download", *common, "--expected-bytes", size]) == 0
+    assert f"checked: size {int(size):,} bytes\n" in capsys.readouterr().out  # what was checked, no more
     assert (raw / "PetImages/Cat/0.jpg").read_bytes() == members["PetImages/Cat/0.jpg"]
-    assert main(["--quiet", "download", *common, "--expected-bytes", size]) == 0  # verified, not fetched
+    sha = hashlib.sha256(behaviour.payload).hexdigest()
+    assert (
+        main(["--quiet", "download", *common, "--expected-bytes", size, "--sha256", sha]) == 0
+    )  # not fetched
+    assert f"checked: size {int(size):,} bytes, sha256\n" in capsys.readouterr().out
     assert len(behaviour.ranges) == 1
 
     manifest, rejects = tmp_path / "manifest.csv", tmp_path / "rejects.csv"
