@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import signal
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -48,6 +49,9 @@ _worker_state: dict[str, object] = {}
 
 
 def _init_worker(image_size: int, done: frozenset[tuple[str, str]], limits: DecodeLimits) -> None:
+    # Ctrl-C reaches the whole process group: the parent stops the run and reports, the decoders
+    # finish their chunk quietly instead of each printing a KeyboardInterrupt traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _worker_state.update(image_size=image_size, done=done, limits=limits)
 
 
