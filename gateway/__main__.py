@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 from typing import Any
 
@@ -12,6 +11,7 @@ from pydantic import ValidationError
 from gateway.app import create_app
 from gateway.logging_setup import configure_logging
 from gateway.settings import Settings
+from imaging.cli import ArgumentParser
 
 
 def server_options(settings: Settings) -> dict[str, Any]:
@@ -26,11 +26,14 @@ def server_options(settings: Settings) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="python -m gateway",
         description="Run the gateway. Configure it with environment variables "
         "(TRITON_URL, TRITON_PROTOCOL, MODEL_NAME, HOST, PORT, LOG_LEVEL, MAX_UPLOAD_BYTES, ...); "
-        "the flags below override HOST and PORT.",
+        "the flags below override HOST and PORT. See .env.example for every variable.",
+        epilog="""examples:
+  python -m gateway --port 8000
+  TRITON_URL=127.0.0.1:8001 API_KEY=secret python -m gateway""",
     )
     parser.add_argument("--host", help="address to bind (default: HOST or 127.0.0.1)")
     parser.add_argument("--port", type=int, help="port to listen on (default: PORT or 8000)")

@@ -10,7 +10,7 @@ from typing import Any, NoReturn
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):
-    """Each flag's default after its help (unless None/False or already said); epilogs keep their lines."""
+    """Each flag's default after its help (unless empty or already said); epilogs keep their lines."""
 
     def _get_help_string(self, action: argparse.Action) -> str | None:
         text = action.help or ""
@@ -18,7 +18,7 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
         if (
             "%(default)" in text
             or "default" in text.lower()
-            or default in (None, False, argparse.SUPPRESS)
+            or default in (None, False, [], argparse.SUPPRESS)
             or action.option_strings == []
             or isinstance(action, argparse._HelpAction | argparse._VersionAction)
         ):

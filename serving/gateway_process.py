@@ -13,6 +13,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from imaging.cli import ArgumentParser
 from serving.processes import RUN_DIR, http_ok, read_pid, stop_by_pid_file, wait_http_ok, write_pid
 from serving.triton import DEFAULT_GRPC_PORT, DEFAULT_HTTP_PORT
 
@@ -75,8 +76,13 @@ def start_gateway(options: GatewayOptions) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m serving.gateway_process", description="Run the gateway in the background."
+    parser = ArgumentParser(
+        prog="python -m serving.gateway_process",
+        description="Run the gateway in the background.",
+        epilog="""examples:
+  python -m serving.gateway_process start --port 8000
+  python -m serving.gateway_process status
+  python -m serving.gateway_process stop""",
     )
     parser.add_argument("action", choices=["start", "stop", "status"], help="what to do")
     parser.add_argument("--host", default="127.0.0.1", help="address the gateway binds")
