@@ -152,8 +152,8 @@ def main(argv: list[str] | None = None) -> int:
         summary = asyncio.run(run(args))
     except KeyboardInterrupt:
         print(
-            f"\ninterrupted: {args.processed} files processed this run, their rows are saved in {args.output}; "
-            "rerun the same command to resume",
+            f"\ninterrupted: {args.processed} files processed this run, their rows are saved in "
+            f"{args.output}; rerun the same command to resume",
             file=sys.stderr,
         )
         return 130

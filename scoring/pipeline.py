@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import multiprocessing
 import signal
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -139,8 +140,14 @@ async def score_files(
         on_progress(chunk.skipped + len(chunk.errors))
 
     start = loop.time()
+    # Not fork: by now the gRPC channel to Triton has threads, and forking under them makes gRPC
+    # print "skipping fork() handlers" across the progress bar (and is unsafe besides). The
+    # forkserver starts clean, by exec, and forks the decoders from there.
     with ProcessPoolExecutor(
-        workers, initializer=_init_worker, initargs=(info.image_size, done, limits)
+        workers,
+        mp_context=multiprocessing.get_context("forkserver"),
+        initializer=_init_worker,
+        initargs=(info.image_size, done, limits),
     ) as pool:
         pending: deque[asyncio.Future[DecodedChunk]] = deque()
         next_chunk = 0

@@ -39,6 +39,9 @@ def start_gateway(options: GatewayOptions) -> int:
     running = read_pid(options.pid_file)
     if running is not None:
         raise RuntimeError(f"gateway already running (pid {running}, {options.pid_file}); `make stop` first")
+    if http_ok(options.url + "/health/live"):
+        # Someone else's gateway: waiting for "ready" below would take its answer for ours.
+        raise RuntimeError(f"{options.url} already answers (another gateway?); stop it or choose --port")
     env = dict(os.environ)
     env.update(
         {
