@@ -285,3 +285,24 @@ def test_ctrl_c_during_scoring_says_what_is_saved_and_a_rerun_resumes(triton: ob
     assert f"{200 - done} scored, {done} already done, 0 failed" in rerun.stderr
     assert "fork()" not in rerun.stderr, rerun.stderr
     assert not out.with_name("scores.csv.errors.csv").exists(), "no failures: no errors file"
+
+
+def test_make_help_lists_every_target_and_the_variables() -> None:
+    makefile = (PROJECT_ROOT / "Makefile").read_text()
+    phony = " ".join(
+        line.split(":", 1)[1]
+        for line in makefile.replace("\\\n", " ").splitlines()
+        if line.startswith(".PHONY:")
+    ).split()
+    result = subprocess.run(
+        ["make", "-s", "--no-print-directory", "help"],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    listed = {line.split()[0] for line in result.stdout.splitlines() if line.startswith("  ")}
+    assert set(phony) - listed == set(), f"make help leaves out {sorted(set(phony) - listed)}"
+    for variable in ("SCORE_ARGS", "PERF_IMAGES", "DATA_DIR", "TRAIN_CONFIG"):
+        assert variable in listed, f"make help does not document {variable}"
