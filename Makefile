@@ -30,8 +30,27 @@ PYTEST_ARGS ?=
 .PHONY: help setup download ingest preprocess train evaluate export-onnx rollback triton gateway up stop \
         test lint format mlflow-ui smoke-test dvc-repro clean score perf build run compose-up compose-down deploy-k8s bench reload fuzz
 
-help: ## List the targets
-	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk -F':.*?## ' '{printf "  %-14s %s\n", $$1, $$2}'
+help: ## List the targets and the variables they read
+	@echo "targets:"
+	@grep -hE '^[a-zA-Z0-9_.-]+:.*?## ' $(MAKEFILE_LIST) | awk -F':.*?## ' '{printf "  %-14s %s\n", $$1, $$2}'
+	@echo
+	@echo "variables (make TARGET VAR=value):"
+	@grep -hE '^#: [A-Z_]+ ' $(MAKEFILE_LIST) | sed -E 's/^#: ([A-Z_]+) +/\1|/' | awk -F'|' '{printf "  %-15s %s\n", $$1, $$2}'
+
+# Variables `make help` lists (lines starting with "#: NAME").
+#: DATA_DIR       a folder of cat/ and dog/ photos to ingest instead of the synthetic set (ingest, up)
+#: SOURCE         ingest source: synthetic (default, offline), download (PetImages) or a folder
+#: TRAIN_CONFIG   YAML of training settings for train/preprocess (default configs/train.yaml)
+#: TRAIN_SET      extra training overrides, e.g. TRAIN_SET="epochs=3 lr=0.001"
+#: IN             score: the folder or manifest (.csv/.parquet) to score
+#: OUT            score: the results file (.csv or .parquet)
+#: SCORE_ARGS     score: more python -m scoring flags, e.g. SCORE_ARGS="--shard 0/4 --batch-size 64"
+#: PERF_IMAGES    perf, bench: the folder of photos to send (PETS_DEV_DIR also sets it)
+#: BENCH_ARGS     bench: more python -m benchmarks.suite flags
+#: URL            smoke-test: the gateway to check (default http://127.0.0.1:8000)
+#: OVERLAY        deploy-k8s: gpu (default) or cpu
+#: FUZZ_EXAMPLES  fuzz: examples per test and per OpenAPI operation
+#: PYTEST_ARGS    test: extra pytest arguments, e.g. PYTEST_ARGS="-m 'not slow'"
 
 # --- environments -------------------------------------------------------------------------
 $(VENV)/.installed: pyproject.toml constraints.txt
@@ -137,7 +156,7 @@ lint: setup ## ruff (lint + format check) and mypy
 	$(VENV)/bin/mypy
 	$(PY) scripts/validate_deploy.py
 
-format: setup
+format: setup ## ruff: fix what it can and format the code
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 

@@ -10,7 +10,6 @@ comparison is weights-for-weights.
 
 from __future__ import annotations
 
-import argparse
 import io
 import time
 from pathlib import Path
@@ -22,6 +21,7 @@ from fastapi import FastAPI, File, HTTPException, UploadFile
 from PIL import Image
 from torchvision import transforms
 
+from imaging.cli import ArgumentParser
 from training.checkpoint import load_checkpoint
 
 
@@ -63,7 +63,12 @@ def create_app(checkpoint: Path) -> FastAPI:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = ArgumentParser(
+        prog="python -m benchmarks.baseline_server",
+        description=__doc__.split("\n\n")[0],
+        epilog="example:\n"
+        "  python -m benchmarks.baseline_server --checkpoint artifacts/checkpoints/last.pt --port 8100",
+    )
     parser.add_argument("--checkpoint", type=Path, required=True, help="training checkpoint (.pt)")
     parser.add_argument("--host", default="127.0.0.1", help="bind address")
     parser.add_argument("--port", type=int, default=8100, help="port")

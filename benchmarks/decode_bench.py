@@ -10,7 +10,6 @@ draft decoding is meant to pay off.
 
 from __future__ import annotations
 
-import argparse
 import io
 import statistics
 import time
@@ -21,6 +20,7 @@ import numpy as np
 from PIL import Image
 
 from imaging import load_for_model
+from imaging.cli import ArgumentParser
 
 SIZE = 224
 
@@ -54,7 +54,11 @@ def time_per_image(fn: Callable[[bytes], np.ndarray], blobs: list[bytes], repeat
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = ArgumentParser(
+        prog="python -m benchmarks.decode_bench",
+        description=__doc__.split("\n\n")[0],
+        epilog="example:\n  python -m benchmarks.decode_bench --images path/to/jpegs --sample 100",
+    )
     parser.add_argument("--images", type=Path, required=True, help="folder of JPEG photos")
     parser.add_argument("--sample", type=int, default=200, help="photos to use")
     parser.add_argument("--repeats", type=int, default=5, help="timed passes; the median is reported")

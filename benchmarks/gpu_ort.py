@@ -29,6 +29,8 @@ from typing import Any
 
 import numpy as np
 
+from imaging.cli import ArgumentParser
+
 BATCH_SIZES = (1, 8, 32, 128)
 FP32_FILE, FP16_FILE, IMAGES_FILE = "model.onnx", "model.fp16.onnx", "images.npz"
 
@@ -234,8 +236,11 @@ def _markdown(rows: list[dict[str, Any]]) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.gpu_ort", description=__doc__.split("\n\n")[0]
+    parser = ArgumentParser(
+        prog="python -m benchmarks.gpu_ort",
+        description=__doc__.split("\n\n")[0],
+        epilog="examples:\n  python -m benchmarks.gpu_ort pack --help\n"
+        "  python -m benchmarks.gpu_ort run --help",
     )
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("pack", help="collect one export's models and a labelled split into a folder")

@@ -27,6 +27,7 @@ import tritonclient.grpc.aio as grpcclient
 
 from benchmarks.loadgen import PERF_ANALYZER_COLUMNS, LevelResult, SendFn, require_loopback, sweep
 from imaging import load_for_model
+from imaging.cli import ArgumentParser
 from scoring.triton_model import TritonModel
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif"}
@@ -151,7 +152,13 @@ def markdown_table(results: Sequence[LevelResult]) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.perf", description=__doc__.split("\n\n")[0])
+    parser = ArgumentParser(
+        prog="python -m benchmarks.perf",
+        description=__doc__.split("\n\n")[0],
+        epilog="examples:\n"
+        "  python -m benchmarks.perf triton --images path/to/photos --out build/perf/triton.csv\n"
+        "  python -m benchmarks.perf gateway --images path/to/photos --out build/perf/gateway.csv",
+    )
     parser.add_argument("target", choices=["triton", "gateway"], help="what to load")
     parser.add_argument("--images", type=Path, required=True, help="folder of photos (e.g. pets-dev)")
     parser.add_argument("--sample", type=int, default=64, help="distinct photos to cycle through")

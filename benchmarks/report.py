@@ -6,7 +6,6 @@ by people lives in ``docs/benchmarks/ANALYSIS.md`` and is linked when present.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import statistics
@@ -19,6 +18,8 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+
+from imaging.cli import ArgumentParser
 
 TARGETS = ("baseline", "gateway_fp32", "gateway_int8", "triton_fp32")
 LABELS = {
@@ -409,8 +410,11 @@ def write_report(res: dict[str, Any], out: Path, charts_dir: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.report", description="Render BENCHMARKS.md again from a results.json."
+    parser = ArgumentParser(
+        prog="python -m benchmarks.report",
+        description="Render BENCHMARKS.md again from a results.json.",
+        epilog="example:\n"
+        "  python -m benchmarks.report build/bench/results.json --out BENCHMARKS.md --charts docs/benchmarks",
     )
     parser.add_argument("results", type=Path, help="results.json written by python -m benchmarks.suite")
     parser.add_argument("--out", type=Path, required=True, help="report to write (e.g. BENCHMARKS.md)")

@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from imaging.cli import ArgumentParser
 from serving.processes import PROJECT_ROOT
 
 DEFAULT_IMAGES = Path(os.environ.get("PETS_DEV_DIR", PROJECT_ROOT.parent / "shared" / "data" / "pets-dev"))
@@ -43,7 +44,11 @@ def _levels(text: str) -> list[int]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.suite", description=__doc__.split("\n\n")[0])
+    p = ArgumentParser(
+        prog="python -m benchmarks.suite",
+        description=__doc__.split("\n\n")[0],
+        epilog="example:\n  python -m benchmarks.suite --images path/to/photos",
+    )
     p.add_argument("--images", type=Path, default=DEFAULT_IMAGES, help="photo folder (env PETS_DEV_DIR)")
     p.add_argument("--out", type=Path, default=PROJECT_ROOT / "BENCHMARKS.md", help="report to write")
     p.add_argument(

@@ -25,6 +25,7 @@ from export.contract import INPUT_NAME
 from export.dataset import synthetic_images
 from export.onnx_export import export_onnx
 from export.quantize import quantize_int8
+from imaging.cli import ArgumentParser
 from training.models import PetClassifier, get_model
 
 
@@ -59,8 +60,12 @@ def _cpu_name() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m export.bench", description=__doc__.splitlines()[0] if __doc__ else ""
+    p = ArgumentParser(
+        prog="python -m export.bench",
+        description=__doc__.splitlines()[0] if __doc__ else "",
+        epilog="""examples:
+  python -m export.bench
+  python -m export.bench --checkpoint artifacts/checkpoints/last.pt""",
     )
     p.add_argument("--model", default="resnet18", help="training.models architecture (random weights)")
     p.add_argument(

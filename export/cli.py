@@ -24,6 +24,7 @@ from export.contract import (
     DEFAULT_TRITON_VENV,
     MIN_PARITY_IMAGES,
 )
+from imaging.cli import ArgumentParser
 from training.registry import CHAMPION, PROJECT_ROOT
 
 PARAMS_FILE = PROJECT_ROOT / "params.yaml"
@@ -47,9 +48,14 @@ def _batch_sizes(text: str) -> tuple[int, ...]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         prog="python -m export",
         description="Export the registered model to ONNX and write the next Triton repository version.",
+        epilog="""examples:
+  python -m export                                   # the @champion → model_repository/cats_dogs/<next>
+  python -m export --checkpoint artifacts/checkpoints/last.pt --int8
+  python -m export --check model_repository/cats_dogs/1/model.onnx
+exit codes (--check): 0 meets the contract, 1 it does not, 2 not a readable ONNX file.""",
     )
     which = p.add_mutually_exclusive_group()
     which.add_argument("--alias", default=None, help=f"registry alias to export (default {CHAMPION})")
@@ -157,8 +163,16 @@ def main(argv: list[str] | None = None) -> int:
     from export.onnx_export import ExportError, verify_contract
 
     if args.check is not None:
+        from google.protobuf.message import DecodeError
+
+        if not args.check.is_file():
+            print(f"error: {args.check}: no such file", file=sys.stderr)
+            return 2
         try:
             verify_contract(args.check)
+        except DecodeError:
+            print(f"error: {args.check} is not an ONNX model (it does not parse as one)", file=sys.stderr)
+            return 2
         except (ExportError, OSError, ValueError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1

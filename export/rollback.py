@@ -37,6 +37,7 @@ from export.live import reload_if_serving
 from export.metadata import ModelFacts, read_onnx_metadata, utc_now
 from export.triton_config import describe_version, read_config, set_parameters, write_config
 from export.versions import VersionLog, VersionRecord, served_version, version_dirs
+from imaging.cli import ArgumentParser
 from training.registry import CHAMPION, REGISTERED_MODEL_NAME
 
 
@@ -133,10 +134,13 @@ def move_champion(record: VersionRecord | None, alias: str = CHAMPION) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         prog="python -m export.rollback",
         description="Retire the newest model version so Triton serves the previous one again, "
         "and move the MLflow 'champion' alias back.",
+        epilog="""examples:
+  python -m export.rollback          # then `make reload` (or Triton polls) to serve it
+  python -m export.rollback --help""",
     )
     p.add_argument(
         "--repository", type=Path, default=DEFAULT_REPOSITORY, help="canonical Triton repository root"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import argparse
+import socket
 import sys
 from typing import Any
 
@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from gateway.app import create_app
 from gateway.logging_setup import configure_logging
 from gateway.settings import Settings
+from imaging.cli import ArgumentParser
 
 
 def server_options(settings: Settings) -> dict[str, Any]:
@@ -26,11 +27,14 @@ def server_options(settings: Settings) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="python -m gateway",
         description="Run the gateway. Configure it with environment variables "
         "(TRITON_URL, TRITON_PROTOCOL, MODEL_NAME, HOST, PORT, LOG_LEVEL, MAX_UPLOAD_BYTES, ...); "
-        "the flags below override HOST and PORT.",
+        "the flags below override HOST and PORT. See .env.example for every variable.",
+        epilog="""examples:
+  python -m gateway --port 8000
+  TRITON_URL=127.0.0.1:8001 API_KEY=secret python -m gateway""",
     )
     parser.add_argument("--host", help="address to bind (default: HOST or 127.0.0.1)")
     parser.add_argument("--port", type=int, help="port to listen on (default: PORT or 8000)")
@@ -44,14 +48,41 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(f"error: invalid gateway settings: {problems}", file=sys.stderr)
         return 2
+    # Bind before anything starts: a second gateway on a busy port must stop here, before its
+    # lifespan opens (and on shutdown rewrites) the prediction log and run/stats.json it shares
+    # with the gateway already serving there.
+    try:
+        listener = bind(settings.host, settings.port)
+    except OSError as exc:
+        print(
+            f"error: cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc} "
+            "(another gateway running? stop it or choose another PORT/--port)",
+            file=sys.stderr,
+        )
+        return 1
     configure_logging(settings.log_level)
-    uvicorn.run(
+    config = uvicorn.Config(
         create_app(settings),
         **server_options(settings),
         log_config=None,  # keep the JSON logging configured above
         access_log=False,  # prediction_completed already records each request, in JSON
     )
+    uvicorn.Server(config).run(sockets=[listener])
     return 0
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """The listening socket, as uvicorn would bind it (its own bind comes after the app's startup)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind((host, port))
+    except OSError:
+        listener.close()
+        raise
+    listener.set_inheritable(True)
+    return listener
 
 
 if __name__ == "__main__":

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from importlib import resources
 
 import structlog
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
 
 from gateway import feedback, health, predict
 from gateway.decoding import Decoder
@@ -22,6 +26,7 @@ from gateway.triton_backend import TritonBackend
 log = structlog.get_logger("gateway")
 
 _DEFAULT_MAX_BATCH = 64
+DOCS_STATIC = "/docs/static"
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -67,11 +72,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(
         title="cats-dogs-classifier gateway",
-        description="Upload a photo, get cat or dog; inference runs on Triton.",
+        description="Upload a photo, get cat or dog; inference runs on Triton. "
+        'Every error answers `{"error": <code>, "detail": <text>}`.',
         version="0.1.0",
         lifespan=lifespan,
+        # FastAPI's own /docs and /redoc load their JS and CSS from a CDN: a blank page offline.
+        # _serve_docs adds a /docs that does not.
+        docs_url=None,
+        redoc_url=None,
     )
     install_handlers(app)
+    _serve_docs(app)
     app.include_router(health.router)
     app.include_router(predict.router)
     app.include_router(feedback.router)
@@ -93,6 +104,31 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         on_reject=lambda: metrics.errors.labels(error_type="too_large").inc(),
     )
     return app
+
+
+def _serve_docs(app: FastAPI) -> None:
+    """/docs (Swagger UI) with its assets served by the gateway: it works offline.
+
+    The assets come from the pinned ``fastapi-offline`` wheel (Swagger UI 5), not from files copied
+    into this repository; nothing on the page reaches outside the gateway. No /redoc: ReDoc's
+    standalone bundle still loads its logo from a CDN.
+    """
+    static = resources.files("fastapi_offline") / "static"
+    app.mount(DOCS_STATIC, StaticFiles(directory=str(static)), name="docs-static")
+    openapi_url = app.openapi_url or "/openapi.json"
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger_ui(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        return get_swagger_ui_html(
+            openapi_url=f"{root}{openapi_url}",
+            title=f"{app.title} - Swagger UI",
+            swagger_js_url=f"{root}{DOCS_STATIC}/swagger-ui-bundle.js",
+            swagger_css_url=f"{root}{DOCS_STATIC}/swagger-ui.css",
+            swagger_favicon_url=f"{root}{DOCS_STATIC}/favicon.png",
+            # The validator badge would fetch an image from validator.swagger.io.
+            swagger_ui_parameters={"validatorUrl": None},
+        )
 
 
 def _tracking_service(settings: Settings, metrics: Metrics) -> TrackingService:

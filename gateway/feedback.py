@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Header, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from gateway import schemas
 from gateway.dependencies import Services, ServicesDep
 from gateway.errors import ApiError
 from tracking.store import ConflictingLabelError, UnknownPredictionError
@@ -47,7 +48,19 @@ def _tracking(services: Services) -> Any:
     "/feedback",
     summary="Record the true label of a served prediction",
     dependencies=[Depends(require_api_key)],
-    responses={401: {}, 404: {}, 409: {}, 422: {}},
+    response_model=None,
+    responses=schemas.ok(
+        schemas.FeedbackStored,
+        "The label was already stored (a repeat of the same label)",
+        {"request_id": "5f0c8e1e2b7a4c0f9d7e3a1b2c4d6e8f", "true_label": "cat", "stored": False},
+    )
+    | schemas.ok(
+        schemas.FeedbackStored,
+        "The label is stored (on disk: the call returns after the commit)",
+        {"request_id": "5f0c8e1e2b7a4c0f9d7e3a1b2c4d6e8f", "true_label": "cat", "stored": True},
+        status=201,
+    )
+    | schemas.error_responses(401, 404, 409, 413, 422, 500),
 )
 async def feedback(item: Feedback, services: ServicesDep) -> JSONResponse:
     tracking = _tracking(services)
@@ -71,7 +84,13 @@ async def feedback(item: Feedback, services: ServicesDep) -> JSONResponse:
     )
 
 
-@router.get("/stats", summary="Live quality and traffic statistics over a window (e.g. 1h, 7d, all)")
+@router.get(
+    "/stats",
+    summary="Live quality and traffic statistics over a window (e.g. 1h, 7d, all)",
+    response_model=None,
+    responses=schemas.ok(schemas.Stats, "Statistics of the predictions in the window", schemas.STATS_EXAMPLE)
+    | schemas.error_responses(404, 422, 500),
+)
 async def stats(
     services: ServicesDep,
     window: Annotated[str, Query(max_length=16, description="30m, 1h, 7d … or all")] = "1h",

@@ -8,19 +8,53 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from gateway import schemas
 from gateway.dependencies import ServicesDep
 from gateway.upload_page import UPLOAD_PAGE
 
 router = APIRouter()
 
 
-@router.get("/health/live", tags=["health"], summary="The process is up")
+class PrometheusText(Response):
+    """Declares /metrics' content type in the OpenAPI document (the route sets it on its answer too)."""
+
+    media_type = CONTENT_TYPE_LATEST
+
+
+@router.get(
+    "/health/live",
+    tags=["health"],
+    summary="The process is up",
+    response_model=None,
+    responses=schemas.ok(schemas.Alive, "Always, while the process runs", {"status": "alive"}),
+)
 async def live(services: ServicesDep) -> dict[str, str]:
     services.metrics.health_checks.inc()
     return {"status": "alive"}
 
 
-@router.get("/health/ready", tags=["health"], summary="Triton up, model loaded and warm")
+@router.get(
+    "/health/ready",
+    tags=["health"],
+    summary="Triton up, model loaded and warm",
+    response_model=None,
+    responses=schemas.ok(
+        schemas.Ready,
+        "Ready to classify",
+        {"status": "ready", "model_name": "cats_dogs", "model_version": "3"},
+    )
+    | {
+        503: {
+            "model": schemas.ErrorBody,
+            "description": "Not ready (Triton down, model not loaded or not warm yet); see Retry-After",
+            "content": {
+                "application/json": {
+                    "example": {"error": "not_ready", "detail": "Triton is not reachable or not ready"}
+                }
+            },
+        }
+    },
+)
 async def ready(services: ServicesDep) -> Response:
     services.metrics.health_checks.inc()
     state = await services.model.check()
@@ -34,7 +68,35 @@ async def ready(services: ServicesDep) -> Response:
     )
 
 
-@router.get("/health", tags=["health"], summary="Detail: model name/version and Triton state")
+@router.get(
+    "/health",
+    tags=["health"],
+    summary="Detail: model name/version and Triton state",
+    response_model=None,
+    responses=schemas.ok(schemas.Health, "Ready: the model served and Triton's state", schemas.HEALTH_EXAMPLE)
+    | {
+        503: {
+            "model": schemas.Health,
+            "description": "Not ready: the same body, with status 'unavailable' and Triton's detail",
+            "content": {
+                "application/json": {
+                    "example": schemas.HEALTH_EXAMPLE
+                    | {
+                        "status": "unavailable",
+                        "ready": False,
+                        "model": None,
+                        "triton": schemas.HEALTH_EXAMPLE["triton"]
+                        | {
+                            "live": False,
+                            "model_ready": False,
+                            "detail": "Triton is not reachable or not ready",
+                        },
+                    }
+                }
+            },
+        }
+    },
+)
 async def health(services: ServicesDep) -> Response:
     services.metrics.health_checks.inc()
     state = await services.model.check()
@@ -55,12 +117,32 @@ async def health(services: ServicesDep) -> Response:
     return JSONResponse(body, status_code=200 if services.model.ready else 503)
 
 
-@router.get("/metrics", tags=["monitoring"], summary="Prometheus metrics")
+@router.get(
+    "/metrics",
+    tags=["monitoring"],
+    summary="Prometheus metrics",
+    response_class=PrometheusText,
+    responses={200: {"description": "Prometheus text exposition format"}},
+)
 async def metrics(services: ServicesDep) -> Response:
     return Response(generate_latest(services.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 
-@router.get("/", summary="API information; a browser gets the upload page", response_model=None)
+@router.get(
+    "/",
+    summary="API information; a browser (Accept: text/html) gets the upload page",
+    response_model=None,
+    responses={
+        200: {
+            "model": schemas.ApiDescription,
+            "description": "JSON for programs; the upload page for a browser",
+            "content": {
+                "application/json": {"example": schemas.ROOT_EXAMPLE},
+                "text/html": {"schema": {"type": "string"}},
+            },
+        }
+    },
+)
 async def root(request: Request, services: ServicesDep) -> Response:
     if "text/html" in request.headers.get("accept", ""):
         return HTMLResponse(UPLOAD_PAGE)
@@ -80,7 +162,11 @@ async def root(request: Request, services: ServicesDep) -> Response:
                 "GET /health/ready": "Triton ready, model loaded and warm",
                 "GET /health": "model name/version and Triton state",
                 "GET /metrics": "Prometheus metrics",
-                "GET /docs": "OpenAPI UI",
+                "POST /feedback": "JSON {request_id, true_label}: the true label of a served prediction",
+                "GET /stats": "live quality and traffic over ?window=1h (30m, 7d, all …)",
+                "GET /": "this description (a browser gets the upload page)",
+                "GET /docs": "OpenAPI UI (Swagger UI, works offline)",
+                "GET /openapi.json": "the OpenAPI document",
             },
             "limits": {
                 "max_upload_bytes": services.settings.max_upload_bytes,

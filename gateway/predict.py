@@ -15,6 +15,7 @@ import structlog
 from fastapi import APIRouter, File, Request, UploadFile
 from fastapi.responses import JSONResponse, Response
 
+from gateway import schemas
 from gateway.decoding import DecodedUpload
 from gateway.dependencies import Services, ServicesDep
 from gateway.errors import ApiError, from_image_error, from_triton_error
@@ -145,7 +146,17 @@ def _failed(services: Services, request_id: str, exc: ApiError) -> None:
     log.info("prediction_failed", request_id=request_id, error=exc.error, status=exc.status)
 
 
-@router.post("/predict", summary="Classify one photo (multipart field `file`)")
+@router.post(
+    "/predict",
+    summary="Classify one photo (multipart field `file`)",
+    response_model=None,
+    responses=schemas.ok(
+        schemas.Prediction,
+        "The label, its confidence and every class's probability",
+        schemas.PREDICTION_EXAMPLE,
+    )
+    | schemas.error_responses(400, 413, 415, 422, 429, 500, 502, 503, 504),
+)
 async def predict(
     request: Request,
     services: ServicesDep,
@@ -265,7 +276,17 @@ async def _answer_from_cache(
     return JSONResponse(body, headers={"X-Request-ID": request_id, "X-Cache": "hit"})
 
 
-@router.post("/predict/batch", summary="Classify up to max-batch photos (repeated field `files`) in one call")
+@router.post(
+    "/predict/batch",
+    summary="Classify up to max-batch photos (repeated field `files`) in one call",
+    response_model=None,
+    responses=schemas.ok(
+        schemas.BatchResult,
+        "One result per file; a file that fails carries its own error and does not fail the others",
+        schemas.BATCH_EXAMPLE,
+    )
+    | schemas.error_responses(400, 413, 422, 429, 500, 502, 503, 504),
+)
 async def predict_batch(
     request: Request,
     services: ServicesDep,

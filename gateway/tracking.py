@@ -156,9 +156,12 @@ class TrackingService:
         self.metrics.live_samples.set(quality["samples"])
         if quality["accuracy"] is not None:
             self.metrics.live_accuracy.set(quality["accuracy"])
-            self.metrics.live_f1.set(quality["macro"]["f1"])
+            # F1 is None (no gauge value) for a class without labelled samples or predictions.
+            if quality["macro"]["f1"] is not None:
+                self.metrics.live_f1.set(quality["macro"]["f1"])
             for name, values in quality["per_class"].items():
-                self.metrics.live_class_f1.labels(true_class=name).set(values["f1"])
+                if values["f1"] is not None:
+                    self.metrics.live_class_f1.labels(true_class=name).set(values["f1"])
         drift = self.drift.snapshot()
         self.metrics.drift_samples.set(drift["samples"])
         for name, ratio in drift["class_ratio"].items():

@@ -1,10 +1,13 @@
 """Score a folder or manifest of photos through Triton gRPC into CSV or Parquet.
 
-    python -m scoring --input photos/ --output scores.csv
-    python -m scoring --input manifest.csv --output scores.parquet --shard 3/8
+examples:
+  python -m scoring --input photos/ --output scores.csv
+  python -m scoring --input manifest.csv --output scores.parquet --shard 3/8
 
-Reruns resume: rows already written for the same (path, sha256) are skipped.
-Exit codes: 0 all scored, 1 some files failed (see the errors file), 2 could not run.
+Reruns resume: rows already written for the same (path, sha256) are skipped, so an interrupted
+run (Ctrl-C, a lost node) continues where it stopped when the same command is run again.
+Exit codes: 0 all scored, 1 some files failed (see the errors file), 2 could not run,
+130 interrupted.
 """
 
 from __future__ import annotations
@@ -13,23 +16,33 @@ import argparse
 import asyncio
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 from tqdm import tqdm
 
 from imaging import DecodeLimits
-from scoring.inputs import ALL, Shard, list_inputs
+from imaging.cli import ArgumentParser
+from scoring.inputs import Shard, list_inputs
 from scoring.output import ErrorLog, open_writer
 from scoring.pipeline import RunSummary, TritonUnavailableError, score_files
 from scoring.triton_model import TritonModel
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m scoring", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--input", required=True, type=Path, help="folder (recursive) or manifest CSV")
+    description, _, epilog = __doc__.partition("\n\n")
+    parser = ArgumentParser(prog="python -m scoring", description=description, epilog=epilog)
+    parser.add_argument(
+        "--input",
+        required=True,
+        type=Path,
+        help="folder of photos (recursive), or a manifest (.csv or .parquet) with a 'path' column",
+    )
     parser.add_argument("--output", required=True, type=Path, help="results file: .csv or .parquet (folder)")
     parser.add_argument(
-        "--errors", type=Path, help="per-file failures CSV (default: <output>.errors.csv beside the output)"
+        "--errors",
+        type=Path,
+        help="per-file failures CSV, written only when a file fails (default: <output>.errors.csv)",
     )
     parser.add_argument(
         "--triton-url",
@@ -46,8 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--shard",
-        type=Shard.parse,
-        default=ALL,
+        type=_shard,
+        default="0/1",
         help="score only shard i of N, e.g. 0/4 (Kubernetes: $JOB_COMPLETION_INDEX/N)",
     )
     parser.add_argument(
@@ -59,12 +72,32 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _shard(text: str) -> Shard:
+    # argparse shows an ArgumentTypeError's own text; a ValueError would become "invalid value".
+    try:
+        return Shard.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
 def check_output(path: Path) -> None:
     """Refuse an unusable output before connecting to Triton or listing a large catalogue."""
     if path.suffix not in {".csv", ".parquet"}:
         raise ValueError(f"--output must end in .csv or .parquet, got {path.name}")
     if not path.parent.is_dir():
         raise FileNotFoundError(f"output folder does not exist: {path.parent} (create it first)")
+    # A real write, not os.access: root passes access() on folders it cannot write (/sys, read-only).
+    try:
+        with tempfile.TemporaryFile(dir=path.parent):
+            pass
+    except OSError as exc:
+        raise PermissionError(
+            f"cannot write to {path.parent}: {exc.strerror or exc} (choose another --output)"
+        ) from exc
+
+
+def errors_path(args: argparse.Namespace) -> Path:
+    return Path(args.errors or args.output.with_name(args.output.name + ".errors.csv"))
 
 
 async def run(args: argparse.Namespace) -> RunSummary:
@@ -75,13 +108,18 @@ async def run(args: argparse.Namespace) -> RunSummary:
         info = await model.connect()
         batch_size = min(args.batch_size, info.max_batch_size or args.batch_size)
         writer = open_writer(args.output, info.class_names)
-        errors = ErrorLog(args.errors or args.output.with_name(args.output.name + ".errors.csv"))
+        errors = ErrorLog(errors_path(args))
         print(
             f"scoring {len(paths)} files (shard {args.shard.index}/{args.shard.count}) with "
             f"{info.name} v{info.version} at {args.triton_url}; batch {batch_size}, "
             f"{args.in_flight} in flight, {args.workers} decoders",
             file=sys.stderr,
         )
+
+        def progress(n: int) -> None:
+            bar.update(n)
+            args.processed += n
+
         with tqdm(total=len(paths), unit="img", disable=args.no_progress, smoothing=0.1) as bar:
             try:
                 return await score_files(
@@ -94,7 +132,7 @@ async def run(args: argparse.Namespace) -> RunSummary:
                     in_flight=args.in_flight,
                     workers=args.workers,
                     limits=DecodeLimits(max_bytes=args.max_bytes, max_pixels=args.max_pixels),
-                    on_progress=bar.update,
+                    on_progress=progress,
                 )
             finally:
                 writer.close()
@@ -104,14 +142,28 @@ async def run(args: argparse.Namespace) -> RunSummary:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     if args.batch_size < 1 or args.in_flight < 1 or args.workers < 1:
-        print("error: --batch-size, --in-flight and --workers must be >= 1", file=sys.stderr)
+        print(f"{parser.prog}: error: --batch-size, --in-flight and --workers must be >= 1", file=sys.stderr)
         return 2
+    args.processed = 0
     try:
         summary = asyncio.run(run(args))
-    except (FileNotFoundError, ValueError, ConnectionError, TritonUnavailableError) as exc:
+    except KeyboardInterrupt:
+        print(
+            f"\ninterrupted: {args.processed} files processed this run, their rows are saved in "
+            f"{args.output}; rerun the same command to resume",
+            file=sys.stderr,
+        )
+        return 130
+    except (ValueError, ConnectionError, TritonUnavailableError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        # PermissionError, FileNotFoundError, a full disk…: one line, never a traceback.
+        where = f": {exc.filename}" if exc.filename and str(exc.filename) not in str(exc) else ""
+        print(f"error: {exc.strerror or exc}{where}", file=sys.stderr)
         return 2
     rate = summary.scored / summary.seconds if summary.seconds else 0.0
     print(
@@ -121,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     if summary.failed:
         kinds = ", ".join(f"{k}: {v}" for k, v in sorted(summary.failures.items()))
-        print(f"failures ({kinds}) listed in the errors file", file=sys.stderr)
+        print(f"failures ({kinds}) listed in the errors file {errors_path(args)}", file=sys.stderr)
         return 1
     return 0
 

@@ -51,13 +51,39 @@ def list_inputs(source: Path, shard: Shard = ALL) -> list[Path]:
     return [path for key, path in keyed if shard.owns(key)]
 
 
+_PATH_COLUMNS = ("path", "relative_path", "file")
+
+
 def _manifest_paths(manifest: Path) -> list[str]:
-    with manifest.open(newline="") as fh:
-        reader = csv.DictReader(fh)
-        column = next((c for c in ("path", "relative_path", "file") if c in (reader.fieldnames or [])), None)
+    if manifest.suffix.lower() == ".parquet":
+        return _parquet_manifest_paths(manifest)
+    try:
+        with manifest.open(newline="") as fh:
+            reader = csv.DictReader(fh)
+            column = next((c for c in _PATH_COLUMNS if c in (reader.fieldnames or [])), None)
+            if column is None:
+                raise ValueError(f"{manifest}: a manifest needs a 'path' column, found {reader.fieldnames}")
+            return [row[column] for row in reader if row[column]]
+    except UnicodeDecodeError as exc:
+        # A photo or another binary file given where a folder or a CSV was expected.
+        raise ValueError(
+            f"{manifest} is not a text CSV manifest; --input takes a folder of photos, "
+            "a CSV with a 'path' column, or a .parquet manifest (to score one photo, put it in a folder)"
+        ) from exc
+
+
+def _parquet_manifest_paths(manifest: Path) -> list[str]:
+    import pyarrow.parquet as pq
+
+    try:
+        schema = pq.read_schema(manifest)
+        column = next((c for c in _PATH_COLUMNS if c in schema.names), None)
         if column is None:
-            raise ValueError(f"{manifest}: a manifest needs a 'path' column, found {reader.fieldnames}")
-        return [row[column] for row in reader if row[column]]
+            raise ValueError(f"{manifest}: a manifest needs a 'path' column, found {schema.names}")
+        values = pq.read_table(manifest, columns=[column]).column(column).to_pylist()
+    except OSError as exc:  # pyarrow's ArrowInvalid for a file that is not Parquet is an OSError too
+        raise ValueError(f"{manifest} is not a readable Parquet manifest: {exc}") from exc
+    return [str(v) for v in values if v]
 
 
 def _resolve(base: Path, path_text: str) -> Path:

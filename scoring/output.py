@@ -14,7 +14,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol, TextIO
 
 
 @dataclass(frozen=True)
@@ -158,20 +158,28 @@ def open_writer(path: Path, class_names: Sequence[str]) -> ResultWriter:
 
 
 class ErrorLog:
-    """Per-file failures of this run (rewritten each run: files that failed are retried next time)."""
+    """Per-file failures of this run (rewritten each run: files that failed are retried next time).
+
+    The file exists only when there is a failure: a clean run leaves none behind (and removes the
+    list of an earlier run, whose files have just been retried).
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.count = 0
-        self._fh = path.open("w", newline="")
-        self._writer = csv.writer(self._fh, lineterminator="\n")
-        self._writer.writerow(["path", "error", "detail"])
-        self._fh.flush()
+        self._fh: TextIO | None = None
+        self._writer: Any = None
+        path.unlink(missing_ok=True)
 
     def add(self, path: str, error: str, detail: str) -> None:
+        if self._fh is None:
+            self._fh = self.path.open("w", newline="")
+            self._writer = csv.writer(self._fh, lineterminator="\n")
+            self._writer.writerow(["path", "error", "detail"])
         self._writer.writerow([path, error, detail])
         self._fh.flush()
         self.count += 1
 
     def close(self) -> None:
-        self._fh.close()
+        if self._fh is not None:
+            self._fh.close()

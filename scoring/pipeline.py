@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import multiprocessing
+import signal
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -48,6 +50,9 @@ _worker_state: dict[str, object] = {}
 
 
 def _init_worker(image_size: int, done: frozenset[tuple[str, str]], limits: DecodeLimits) -> None:
+    # Ctrl-C reaches the whole process group: the parent stops the run and reports, the decoders
+    # finish their chunk quietly instead of each printing a KeyboardInterrupt traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _worker_state.update(image_size=image_size, done=done, limits=limits)
 
 
@@ -135,8 +140,14 @@ async def score_files(
         on_progress(chunk.skipped + len(chunk.errors))
 
     start = loop.time()
+    # Not fork: by now the gRPC channel to Triton has threads, and forking under them makes gRPC
+    # print "skipping fork() handlers" across the progress bar (and is unsafe besides). The
+    # forkserver starts clean, by exec, and forks the decoders from there.
     with ProcessPoolExecutor(
-        workers, initializer=_init_worker, initargs=(info.image_size, done, limits)
+        workers,
+        mp_context=multiprocessing.get_context("forkserver"),
+        initializer=_init_worker,
+        initargs=(info.image_size, done, limits),
     ) as pool:
         pending: deque[asyncio.Future[DecodedChunk]] = deque()
         next_chunk = 0

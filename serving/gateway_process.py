@@ -13,6 +13,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from imaging.cli import ArgumentParser
 from serving.processes import RUN_DIR, http_ok, read_pid, stop_by_pid_file, wait_http_ok, write_pid
 from serving.triton import DEFAULT_GRPC_PORT, DEFAULT_HTTP_PORT
 
@@ -38,6 +39,9 @@ def start_gateway(options: GatewayOptions) -> int:
     running = read_pid(options.pid_file)
     if running is not None:
         raise RuntimeError(f"gateway already running (pid {running}, {options.pid_file}); `make stop` first")
+    if http_ok(options.url + "/health/live"):
+        # Someone else's gateway: waiting for "ready" below would take its answer for ours.
+        raise RuntimeError(f"{options.url} already answers (another gateway?); stop it or choose --port")
     env = dict(os.environ)
     env.update(
         {
@@ -75,8 +79,13 @@ def start_gateway(options: GatewayOptions) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m serving.gateway_process", description="Run the gateway in the background."
+    parser = ArgumentParser(
+        prog="python -m serving.gateway_process",
+        description="Run the gateway in the background.",
+        epilog="""examples:
+  python -m serving.gateway_process start --port 8000
+  python -m serving.gateway_process status
+  python -m serving.gateway_process stop""",
     )
     parser.add_argument("action", choices=["start", "stop", "status"], help="what to do")
     parser.add_argument("--host", default="127.0.0.1", help="address the gateway binds")

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
+from imaging.cli import ArgumentParser
 from serving.processes import RUN_DIR, stop_by_pid_file
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m serving.stop", description="Stop what `make up` started."
+    parser = ArgumentParser(
+        prog="python -m serving.stop",
+        description="Stop what `make up` started.",
+        epilog="""examples:
+  python -m serving.stop
+  python -m serving.stop --timeout 30""",
     )
     parser.add_argument("--run-dir", type=Path, default=RUN_DIR, help="folder holding the PID files")
     parser.add_argument(

@@ -19,6 +19,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from imaging.cli import ArgumentParser
 from serving.processes import (
     PROJECT_ROOT,
     RUN_DIR,
@@ -286,8 +287,13 @@ def _options_from_args(args: argparse.Namespace) -> TritonOptions:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m serving.triton", description="Start, stop or query the local Triton server."
+    parser = ArgumentParser(
+        prog="python -m serving.triton",
+        description="Start, stop or query the local Triton server.",
+        epilog="""examples:
+  python -m serving.triton start
+  python -m serving.triton status
+  python -m serving.triton reload    # after `make export-onnx` or `make rollback`""",
     )
     parser.add_argument(
         "action",

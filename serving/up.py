@@ -23,6 +23,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from imaging.cli import ArgumentParser
 from serving.gateway_process import GatewayOptions, start_gateway
 from serving.processes import PROJECT_ROOT, RUN_DIR, read_pid
 from serving.triton import DEFAULT_MODEL, DEFAULT_REPOSITORY, TritonLauncher, TritonOptions
@@ -142,8 +143,12 @@ def served_figures(canonical_dir: Path, version: object) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m serving.up", description="Train and export a model if needed, then serve it."
+    parser = ArgumentParser(
+        prog="python -m serving.up",
+        description="Train and export a model if needed, then serve it.",
+        epilog="""examples:
+  python -m serving.up                         # synthetic data, offline
+  python -m serving.up --source path/to/photos # a folder of cat/ and dog/""",
     )
     parser.add_argument(
         "--source",

@@ -13,21 +13,29 @@ CONFIDENCE_EDGES: tuple[float, ...] = tuple(round(0.5 + 0.05 * i, 2) for i in ra
 def classification_report(
     true: Sequence[str], predicted: Sequence[str], class_names: Sequence[str]
 ) -> dict[str, Any]:
-    """Accuracy plus per-class and macro precision/recall/F1 (0 where a ratio is undefined)."""
+    """Accuracy plus per-class and macro precision/recall/F1.
+
+    A ratio with nothing to count is ``None`` (JSON null), not 0.0: a class with no labelled samples
+    has no recall, a class never predicted has no precision, and a 0.0 would read as "always wrong".
+    The macro figures average the classes where the figure exists.
+    """
     n = len(true)
-    per_class: dict[str, dict[str, float]] = {}
+    per_class: dict[str, dict[str, Any]] = {}
     for name in class_names:
         tp = sum(1 for t, p in zip(true, predicted, strict=True) if t == name and p == name)
         fp = sum(1 for t, p in zip(true, predicted, strict=True) if t != name and p == name)
         fn = sum(1 for t, p in zip(true, predicted, strict=True) if t == name and p != name)
-        precision = tp / (tp + fp) if tp + fp else 0.0
-        recall = tp / (tp + fn) if tp + fn else 0.0
-        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        precision = tp / (tp + fp) if tp + fp else None
+        recall = tp / (tp + fn) if tp + fn else None
+        if precision is None or recall is None:
+            f1 = None
+        else:
+            f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
         per_class[name] = {"precision": precision, "recall": recall, "f1": f1, "support": tp + fn}
-    macro = {
-        metric: float(np.mean([per_class[c][metric] for c in class_names])) if class_names else 0.0
-        for metric in ("precision", "recall", "f1")
-    }
+    macro: dict[str, float | None] = {}
+    for metric in ("precision", "recall", "f1"):
+        values = [per_class[c][metric] for c in class_names if per_class[c][metric] is not None]
+        macro[metric] = float(np.mean(values)) if values else None
     correct = sum(1 for t, p in zip(true, predicted, strict=True) if t == p)
     return {"samples": n, "accuracy": correct / n if n else None, "per_class": per_class, "macro": macro}
 

@@ -110,12 +110,45 @@ _FIELDS: dict[str, dataclasses.Field[Any]] = {f.name: f for f in dataclasses.fie
 _HINTS: dict[str, Any] = typing.get_type_hints(TrainConfig)
 
 
-def _unknown_key(key: str, where: str) -> ConfigError:
-    close = difflib.get_close_matches(key, _FIELDS, n=3, cutoff=0.5)
-    hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
-    return ConfigError(
-        f"unknown config key {key!r} in {where}{hint} (valid keys: {', '.join(sorted(_FIELDS))})"
-    )
+# Names other trainers use for our keys: spelling similarity alone does not find `lr` for `learning_rate`.
+_SYNONYMS: dict[str, str] = {
+    "learning_rate": "lr",
+    "learningrate": "lr",
+    "num_epochs": "epochs",
+    "n_epochs": "epochs",
+    "max_epochs": "epochs",
+    "bs": "batch_size",
+    "batchsize": "batch_size",
+    "arch": "model",
+    "architecture": "model",
+    "model_name": "model",
+    "dropout": "dropout_rate",
+    "wd": "weight_decay",
+    "workers": "num_workers",
+    "patience": "early_stopping_patience",
+    "img_size": "image_size",
+    "input_size": "image_size",
+    "optim": "optimizer",
+    "lr_scheduler": "scheduler",
+}
+
+
+def _unknown_key(key: str, where: str, sections: list[str] | None = None) -> ConfigError:
+    if sections:
+        # A file of sections (params.yaml's `train:`, …) read as flat keys: name the section to pick.
+        choices = " or ".join(f"--section {name}" for name in sections)
+        return ConfigError(
+            f"unknown config key {key!r} in {where}: its training keys are in a section, add {choices}"
+        )
+    if key.lower() in _SYNONYMS:
+        close = [_SYNONYMS[key.lower()]]
+    else:
+        close = difflib.get_close_matches(key, _FIELDS, n=3, cutoff=0.5)
+    if close:
+        hint = f"; did you mean {' or '.join(repr(c) for c in close)}?"
+    else:
+        hint = f" (valid keys: {', '.join(sorted(_FIELDS))})"
+    return ConfigError(f"unknown config key {key!r} in {where}{hint}")
 
 
 def _coerce(key: str, value: Any, where: str) -> Any:
@@ -170,11 +203,15 @@ def parse_overrides(pairs: list[str]) -> dict[str, str]:
     return out
 
 
-def build_config(values: dict[str, Any], where: str = "config") -> TrainConfig:
+def build_config(
+    values: dict[str, Any], where: str = "config", origins: dict[str, str] | None = None
+) -> TrainConfig:
+    """``origins`` names where each key came from (the YAML file or --set), for the error messages."""
+    origins = origins or {}
     for key in values:
         if key not in _FIELDS:
-            raise _unknown_key(key, where)
-    return TrainConfig(**{key: _coerce(key, value, where) for key, value in values.items()})
+            raise _unknown_key(key, origins.get(key, where))
+    return TrainConfig(**{key: _coerce(key, value, origins.get(key, where)) for key, value in values.items()})
 
 
 def read_yaml_section(path: Path, section: str | None = None) -> dict[str, Any]:
@@ -199,17 +236,24 @@ def load_config(
 ) -> TrainConfig:
     """Defaults ← YAML file (optionally one section of it) ← ``key=value`` overrides."""
     values: dict[str, Any] = {}
+    origins: dict[str, str] = {}
     if path is not None:
         file_values = read_yaml_section(Path(path), section)
         where = f"{path}" + (f" [{section}]" if section else "")
+        # The section with the most training keys (params.yaml: `train`), to suggest --section.
+        overlap = {k: len(set(v) & set(_FIELDS)) for k, v in file_values.items() if isinstance(v, dict)}
+        sections = [max(overlap, key=overlap.__getitem__)] if overlap and max(overlap.values()) else []
         for key in file_values:
             if key not in _FIELDS:
-                raise _unknown_key(key, where)
+                raise _unknown_key(key, where, None if section else sections)
         values.update(file_values)
+        origins.update(dict.fromkeys(file_values, where))
     if overrides:
         set_values = parse_overrides(overrides)
         for key in set_values:
             if key not in _FIELDS:
                 raise _unknown_key(key, "--set")
         values.update(set_values)
-    return build_config(values, str(path) if path else "config")
+        # A bad --set value is the flag's fault, not the YAML file's.
+        origins.update({key: f"--set {key}={value}" for key, value in set_values.items()})
+    return build_config(values, str(path) if path else "config", origins)

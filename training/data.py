@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from imaging import DecodeLimits
+from imaging.cli import ArgumentParser
 from training.download import PETIMAGES_BYTES, PETIMAGES_URL, DownloadError, download, extract_zip
 from training.ingest import INGEST_LIMITS, ingest, write_outputs
 from training.manifest import (
@@ -94,7 +95,15 @@ def _add_limit_args(parser: argparse.ArgumentParser, verb: str) -> None:
 
 
 def _build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m training.data", description=__doc__.splitlines()[0])
+    parser = ArgumentParser(
+        prog="python -m training.data",
+        description=__doc__.splitlines()[0],
+        epilog="""examples:
+  python -m training.data ingest --source synthetic       # offline: generated photos
+  python -m training.data ingest --source path/to/photos  # a folder of cat/ and dog/
+  python -m training.data preprocess --image-size 112
+exit codes: 0 done, 1 the step failed (e.g. a download), 2 bad arguments or inputs, 130 interrupted.""",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     # Also accepted after the subcommand; SUPPRESS keeps a subcommand default from undoing it.
     common = argparse.ArgumentParser(add_help=False)
@@ -256,7 +265,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "ingest":
             return _ingest(args)
         return _preprocess(args)
-    except (SourceError, ManifestError, DownloadError) as exc:
+    except (SourceError, ManifestError) as exc:
+        # A source or manifest that is not there or not usable: the user's to fix, like a bad flag.
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except DownloadError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 from torch.utils.data import DataLoader
 
+from imaging.cli import ArgumentParser
 from training import registry
 from training.checkpoint import CheckpointMeta, load_checkpoint
 from training.dataset import DataError, EvalImageDataset, Sample, file_sha256, load_split
@@ -185,9 +186,12 @@ def run(args: argparse.Namespace) -> Decision:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="python -m training.evaluate",
         description="Test-split metrics → metrics.json; move @champion only when the candidate is better.",
+        epilog="""examples:
+  python -m training.evaluate                       # the @challenger from the last training
+  python -m training.evaluate --checkpoint artifacts/checkpoints/last.pt --metrics build/metrics.json""",
     )
     source = parser.add_mutually_exclusive_group()
     source.add_argument(

@@ -13,7 +13,6 @@ byte for byte and growing ``n_per_class`` only appends files.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
@@ -24,6 +23,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from imaging.cli import ArgumentParser
 from training.parallel import parallel_map
 
 CLASSES: tuple[str, ...] = ("cat", "dog")
@@ -302,7 +302,13 @@ def generate_synthetic(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Generate the synthetic cats-vs-dogs image set.")
+    parser = ArgumentParser(
+        prog="python -m training.synthetic",
+        description="Generate the synthetic cats-vs-dogs image set.",
+        epilog="""examples:
+  python -m training.synthetic data/synthetic
+  python -m training.synthetic build/tiny --n-per-class 20 --max-size 128""",
+    )
     parser.add_argument("out_dir", type=Path, help="folder to write cat/ and dog/ into")
     parser.add_argument("--n-per-class", type=int, default=200, help="images per class (default 200)")
     parser.add_argument("--seed", type=int, default=0, help="generator seed (default 0)")

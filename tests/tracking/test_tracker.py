@@ -143,7 +143,12 @@ def test_get_tracker_returns_one_tracker_per_database(tmp_path: Path) -> None:
 def test_classification_report_handles_missing_class() -> None:
     report = classification_report(["cat", "cat"], ["cat", "cat"], ["cat", "dog"])
     assert report["accuracy"] == 1.0
-    assert report["per_class"]["dog"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0}
+    # No dog was labelled or predicted: null, not 0.0 (which would read as "always wrong").
+    assert report["per_class"]["dog"] == {"precision": None, "recall": None, "f1": None, "support": 0}
+    assert report["macro"] == {"precision": 1.0, "recall": 1.0, "f1": 1.0}
+    # Predicted but never labelled dog: precision is a fact (0.0), recall is not.
+    report = classification_report(["cat", "cat"], ["cat", "dog"], ["cat", "dog"])
+    assert report["per_class"]["dog"] == {"precision": 0.0, "recall": None, "f1": None, "support": 0}
 
 
 def test_labels_come_from_the_log_until_the_model_names_them(tmp_path: Path) -> None:

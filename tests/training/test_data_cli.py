@@ -47,7 +47,7 @@ def test_synthetic_ingest_then_preprocess_end_to_end(tmp_path: Path) -> None:
 
 def test_missing_folder_exits_non_zero_with_a_message(tmp_path: Path) -> None:
     result = _run(["ingest", "--source", str(tmp_path / "nowhere")], tmp_path)
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert "error: source folder not found" in result.stderr
     assert not (tmp_path / "data/manifest.csv").exists()
 
@@ -70,7 +70,7 @@ def test_bad_folders_exit_non_zero(
         (source / name).write_bytes(data)
     manifest = tmp_path / "manifest.csv"
     code = main(["--quiet", "ingest", "--source", str(source), "--manifest", str(manifest)])
-    assert code == 1
+    assert code == 2
     assert message in capsys.readouterr().err
     assert not manifest.exists()
 
@@ -122,7 +122,7 @@ def test_quiet_is_accepted_before_and_after_the_command() -> None:
 
 def test_preprocess_without_manifest(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code = main(["--quiet", "preprocess", "--manifest", str(tmp_path / "none.csv")])
-    assert code == 1
+    assert code == 2
     assert "manifest not found" in capsys.readouterr().err
 
 
