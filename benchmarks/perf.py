@@ -18,8 +18,11 @@ import asyncio
 import base64
 import csv
 import json
+import os
+import resource
 import statistics
 import sys
+import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -164,6 +167,9 @@ class Pair:
     perf_analyzer_p99_ms: list[float] = field(default_factory=list)
     loadgen_p50_ms: list[float] = field(default_factory=list)
     loadgen_p99_ms: list[float] = field(default_factory=list)
+    # Client CPU per request (warm-up included): on a small machine the client competes with Triton.
+    perf_analyzer_cpu_ms: list[float] = field(default_factory=list)
+    loadgen_cpu_ms: list[float] = field(default_factory=list)
 
     def median(self, name: str) -> float:
         values: list[float] = getattr(self, name)
@@ -185,15 +191,17 @@ class Pair:
 def compare_table(pairs: Sequence[Pair]) -> str:
     lines = [
         "| concurrency | perf_analyzer img/s | loadgen img/s | loadgen / perf_analyzer "
-        "| perf_analyzer p50 / p99 ms | loadgen p50 / p99 ms |",
-        "|---:|---:|---:|---:|---:|---:|",
+        "| perf_analyzer p50 / p99 ms | loadgen p50 / p99 ms "
+        "| client CPU ms/request (perf_analyzer / loadgen) |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for p in pairs:
         lines.append(
             f"| {p.concurrency} | {p.median('perf_analyzer_img_s'):.1f} | {p.median('loadgen_img_s'):.1f} "
             f"| {p.ratio:.2f}{'' if p.agrees else ' ⚠'} "
             f"| {p.median('perf_analyzer_p50_ms'):.1f} / {p.median('perf_analyzer_p99_ms'):.1f} "
-            f"| {p.median('loadgen_p50_ms'):.1f} / {p.median('loadgen_p99_ms'):.1f} |"
+            f"| {p.median('loadgen_p50_ms'):.1f} / {p.median('loadgen_p99_ms'):.1f} "
+            f"| {p.median('perf_analyzer_cpu_ms'):.2f} / {p.median('loadgen_cpu_ms'):.2f} |"
         )
     return "\n".join(lines)
 
@@ -241,6 +249,11 @@ def outputs(out: Path) -> dict[str, Path]:
     }
 
 
+def _children_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 async def triton_compare(args: argparse.Namespace, root: Path) -> list[Pair]:
     """perf_analyzer and the generator, level by level, alternating which goes first in each run."""
     files = outputs(args.out)
@@ -263,21 +276,27 @@ async def triton_compare(args: argparse.Namespace, root: Path) -> list[Pair]:
             for tool in ("perf_analyzer", "loadgen") if run % 2 == 0 else ("loadgen", "perf_analyzer"):
                 if tool == "perf_analyzer":
                     name = f"c{level}-run{run + 1}.csv"
+                    cpu = _children_cpu_s()
                     await asyncio.to_thread(
                         run_perf_analyzer, root, work, perf_analyzer_args(args, level, "input.json", name),
                         timeout_s=args.perf_analyzer_timeout, quiet=True,
                     )  # fmt: skip
+                    sent = args.max_requests + args.warmup
+                    pair.perf_analyzer_cpu_ms.append((_children_cpu_s() - cpu) * 1e3 / sent)
                     row = read_perf_analyzer_csv(work / name)[0]
                     pa_rows.append({"Run": str(run + 1), **row})
                     pair.perf_analyzer_img_s.append(float(row["Inferences/Second"]))
                     pair.perf_analyzer_p50_ms.append(float(row["p50 latency"]) / 1e3)
                     pair.perf_analyzer_p99_ms.append(float(row["p99 latency"]) / 1e3)
                 else:
+                    cpu = time.process_time()
                     result = await run_level(
                         send, level, duration_s=args.duration, max_requests=args.max_requests,
                         warmup_requests=args.warmup, metrics_url=args.metrics_url, model=args.model,
                         images_per_request=args.batch,
                     )  # fmt: skip
+                    sent = result.requests + args.warmup
+                    pair.loadgen_cpu_ms.append((time.process_time() - cpu) * 1e3 / sent)
                     loadgen_rows.append(result)
                     pair.loadgen_img_s.append(result.infer_per_s)
                     pair.loadgen_p50_ms.append(result.p50_us / 1e3)
@@ -392,8 +411,10 @@ async def _sweep(args: argparse.Namespace) -> list[LevelResult]:
 
 def report_comparison(args: argparse.Namespace, pairs: Sequence[Pair]) -> None:
     files = outputs(args.out)
+    load = " ".join(f"{v:.2f}" for v in os.getloadavg())
     title = (
-        f"{args.model} on {args.grpc_url}, {args.runs} interleaved run(s), {args.max_requests} requests/level"
+        f"{args.model} on {args.grpc_url}, {args.runs} interleaved run(s), "
+        f"{args.max_requests} requests/level, load average at the end {load}"
     )
     table = compare_table(pairs)
     files["compare_md"].write_text(f"{title}\n\n{table}\n")
