@@ -170,6 +170,7 @@ class Pair:
     # Client CPU per request (warm-up included): on a small machine the client competes with Triton.
     perf_analyzer_cpu_ms: list[float] = field(default_factory=list)
     loadgen_cpu_ms: list[float] = field(default_factory=list)
+    perf_analyzer_failures: list[str] = field(default_factory=list)
 
     def median(self, name: str) -> float:
         values: list[float] = getattr(self, name)
@@ -185,7 +186,8 @@ class Pair:
         return abs(self.ratio - 1.0) <= AGREEMENT
 
     def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "ratio": self.ratio, "agrees": self.agrees}
+        ratio = self.ratio
+        return {**asdict(self), "ratio": None if ratio != ratio else ratio, "agrees": self.agrees}
 
 
 def compare_table(pairs: Sequence[Pair]) -> str:
@@ -197,7 +199,9 @@ def compare_table(pairs: Sequence[Pair]) -> str:
     ]
     for p in pairs:
         lines.append(
-            f"| {p.concurrency} | {p.median('perf_analyzer_img_s'):.1f} | {p.median('loadgen_img_s'):.1f} "
+            f"| {p.concurrency} | {p.median('perf_analyzer_img_s'):.1f}"
+            f"{f' ({len(p.perf_analyzer_failures)} run(s) failed)' if p.perf_analyzer_failures else ''} "
+            f"| {p.median('loadgen_img_s'):.1f} "
             f"| {p.ratio:.2f}{'' if p.agrees else ' ⚠'} "
             f"| {p.median('perf_analyzer_p50_ms'):.1f} / {p.median('perf_analyzer_p99_ms'):.1f} "
             f"| {p.median('loadgen_p50_ms'):.1f} / {p.median('loadgen_p99_ms'):.1f} "
@@ -254,6 +258,54 @@ def _children_cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def _say(text: str) -> None:
+    print(text, file=sys.stderr)
+
+
+async def _perf_analyzer_level(
+    args: argparse.Namespace, root: Path, work: Path, pair: Pair, run: int, rows: list[dict[str, str]]
+) -> None:
+    name = f"c{pair.concurrency}-run{run}.csv"
+    cpu = _children_cpu_s()
+    try:
+        await asyncio.to_thread(
+            run_perf_analyzer, root, work, perf_analyzer_args(args, pair.concurrency, "input.json", name),
+            timeout_s=args.perf_analyzer_timeout, quiet=True,
+        )  # fmt: skip
+    except PerfRootError as exc:
+        if not rows:  # nothing has worked yet: a setup problem, not a load level
+            raise
+        # perf_analyzer stops at the first failed request (e.g. an overloaded server's queue-timeout
+        # rejection); the other levels still say something, so this one is recorded as failed.
+        pair.perf_analyzer_failures.append(f"run {run}: {exc}")
+        _say(f"run {run} c={pair.concurrency}: {exc}")
+        return
+    pair.perf_analyzer_cpu_ms.append((_children_cpu_s() - cpu) * 1e3 / (args.max_requests + args.warmup))
+    row = read_perf_analyzer_csv(work / name)[0]
+    rows.append({"Run": str(run), **row})
+    pair.perf_analyzer_img_s.append(float(row["Inferences/Second"]))
+    pair.perf_analyzer_p50_ms.append(float(row["p50 latency"]) / 1e3)
+    pair.perf_analyzer_p99_ms.append(float(row["p99 latency"]) / 1e3)
+    _say(f"run {run} c={pair.concurrency}: perf_analyzer {pair.perf_analyzer_img_s[-1]:.1f} img/s")
+
+
+async def _loadgen_level(
+    args: argparse.Namespace, send: SendFn, pair: Pair, run: int, rows: list[LevelResult]
+) -> None:
+    cpu = time.process_time()
+    result = await run_level(
+        send, pair.concurrency, duration_s=args.duration, max_requests=args.max_requests,
+        warmup_requests=args.warmup, metrics_url=args.metrics_url, model=args.model,
+        images_per_request=args.batch,
+    )  # fmt: skip
+    pair.loadgen_cpu_ms.append((time.process_time() - cpu) * 1e3 / (result.requests + args.warmup))
+    rows.append(result)
+    pair.loadgen_img_s.append(result.infer_per_s)
+    pair.loadgen_p50_ms.append(result.p50_us / 1e3)
+    pair.loadgen_p99_ms.append(result.p99_us / 1e3)
+    _say(f"run {run} c={pair.concurrency}: loadgen {result.infer_per_s:.1f} img/s {result.status_counts}")
+
+
 async def triton_compare(args: argparse.Namespace, root: Path) -> list[Pair]:
     """perf_analyzer and the generator, level by level, alternating which goes first in each run."""
     files = outputs(args.out)
@@ -263,48 +315,19 @@ async def triton_compare(args: argparse.Namespace, root: Path) -> list[Pair]:
     pixels = model_pixels(args, info)
     (work / "input.json").write_text(json.dumps(perf_analyzer_input(info, pixels)))
     send = triton_send_fn(args, info, pixels)
-    say = lambda text: print(text, file=sys.stderr)  # noqa: E731
-    say(f"{info.name} v{info.version}: {info.input_name} uint8 [{info.image_size}, {info.image_size}, 3], "
-        f"{len(pixels)} photos from {args.images}")  # fmt: skip
+    _say(f"{info.name} v{info.version}: {info.input_name} uint8 [{info.image_size}, {info.image_size}, 3], "
+         f"{len(pixels)} photos from {args.images}")  # fmt: skip
 
     pairs = {c: Pair(c) for c in args.concurrency}
     pa_rows: list[dict[str, str]] = []
     loadgen_rows: list[LevelResult] = []
-    for run in range(args.runs):
+    for run in range(1, args.runs + 1):
         for level in args.concurrency:
-            pair = pairs[level]
-            for tool in ("perf_analyzer", "loadgen") if run % 2 == 0 else ("loadgen", "perf_analyzer"):
-                if tool == "perf_analyzer":
-                    name = f"c{level}-run{run + 1}.csv"
-                    cpu = _children_cpu_s()
-                    await asyncio.to_thread(
-                        run_perf_analyzer, root, work, perf_analyzer_args(args, level, "input.json", name),
-                        timeout_s=args.perf_analyzer_timeout, quiet=True,
-                    )  # fmt: skip
-                    sent = args.max_requests + args.warmup
-                    pair.perf_analyzer_cpu_ms.append((_children_cpu_s() - cpu) * 1e3 / sent)
-                    row = read_perf_analyzer_csv(work / name)[0]
-                    pa_rows.append({"Run": str(run + 1), **row})
-                    pair.perf_analyzer_img_s.append(float(row["Inferences/Second"]))
-                    pair.perf_analyzer_p50_ms.append(float(row["p50 latency"]) / 1e3)
-                    pair.perf_analyzer_p99_ms.append(float(row["p99 latency"]) / 1e3)
-                else:
-                    cpu = time.process_time()
-                    result = await run_level(
-                        send, level, duration_s=args.duration, max_requests=args.max_requests,
-                        warmup_requests=args.warmup, metrics_url=args.metrics_url, model=args.model,
-                        images_per_request=args.batch,
-                    )  # fmt: skip
-                    sent = result.requests + args.warmup
-                    pair.loadgen_cpu_ms.append((time.process_time() - cpu) * 1e3 / sent)
-                    loadgen_rows.append(result)
-                    pair.loadgen_img_s.append(result.infer_per_s)
-                    pair.loadgen_p50_ms.append(result.p50_us / 1e3)
-                    pair.loadgen_p99_ms.append(result.p99_us / 1e3)
-            say(
-                f"run {run + 1} c={level}: perf_analyzer {pair.perf_analyzer_img_s[-1]:.1f} img/s, "
-                f"loadgen {pair.loadgen_img_s[-1]:.1f} img/s"
-            )
+            pa = _perf_analyzer_level(args, root, work, pairs[level], run, pa_rows)
+            lg = _loadgen_level(args, send, pairs[level], run, loadgen_rows)
+            first, second = (pa, lg) if run % 2 else (lg, pa)  # alternate who goes first
+            await first
+            await second
 
     with files["perf_analyzer"].open("w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(pa_rows[0]))
@@ -422,7 +445,7 @@ def report_comparison(args: argparse.Namespace, pairs: Sequence[Pair]) -> None:
     compare_chart(pairs, files["chart"], title)
     print(table)
     for p in pairs:
-        if not p.agrees:
+        if p.perf_analyzer_img_s and not p.agrees:
             print(
                 f"note: at c={p.concurrency} the tools differ by {abs(p.ratio - 1):.0%} (> {AGREEMENT:.0%}); "
                 "see docs/benchmarks/PERF_ANALYZER.md for why they can",
@@ -450,7 +473,17 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.target == "triton" and not args.no_perf_analyzer:
             root = ensure_root(say=lambda text: print(text, file=sys.stderr))
-            report_comparison(args, asyncio.run(triton_compare(args, root)))
+            pairs = asyncio.run(triton_compare(args, root))
+            report_comparison(args, pairs)
+            failed = [p for p in pairs if p.perf_analyzer_failures]
+            if failed:
+                print(
+                    f"error: perf_analyzer failed in {sum(len(p.perf_analyzer_failures) for p in failed)} "
+                    f"measurement(s) (c={','.join(str(p.concurrency) for p in failed)}); first: "
+                    f"{failed[0].perf_analyzer_failures[0]}",
+                    file=sys.stderr,
+                )
+                return 1
             return 0
         results = asyncio.run(_sweep(args))
     except (ConnectionError, FileNotFoundError) as exc:
