@@ -222,10 +222,15 @@ def compare_chart(pairs: Sequence[Pair], path: Path, title: str) -> None:
         ("perf_analyzer", "perf_analyzer_img_s", "perf_analyzer_p99_ms", "o"),
         ("loadgen (Python)", "loadgen_img_s", "loadgen_p99_ms", "s"),
     ):
-        ax_rate.plot(levels, [p.median(key) for p in pairs], marker=marker, label=label)
+        (line,) = ax_rate.plot(levels, [p.median(key) for p in pairs], marker=marker, label=label)
         for p in pairs:  # every run, so the spread behind each median shows
-            ax_rate.scatter([p.concurrency] * len(getattr(p, key)), getattr(p, key), marker=marker, alpha=0.3)
-        ax_p99.plot(levels, [p.median(p99) for p in pairs], marker=marker, label=label)
+            runs = getattr(p, key)
+            ax_rate.scatter(
+                [p.concurrency] * len(runs), runs, marker=marker, color=line.get_color(), alpha=0.3
+            )
+        ax_p99.plot(
+            levels, [p.median(p99) for p in pairs], marker=marker, label=label, color=line.get_color()
+        )
     ax_rate.set(xlabel="concurrency", ylabel="img/s (median of runs)", title="Triton direct throughput")
     ax_p99.set(xlabel="concurrency", ylabel="p99 latency (ms)", title="p99 latency")
     for ax in (ax_rate, ax_p99):
