@@ -44,6 +44,8 @@ from benchmarks.perf_root import WORK_MOUNT, PerfRootError, ensure_root, run_per
 from benchmarks.photos import resolve_photos
 from imaging import load_for_model
 from scoring.triton_model import ModelInfo, TritonModel
+from serving.gateway_process import GatewayOptions
+from serving.triton import TritonOptions
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif"}
 # The two tools measure the same thing; a wider gap than this is reported (and explained in the docs).
@@ -398,10 +400,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--warmup", type=int, default=16, help="warm-up requests before each level")
     parser.add_argument("--runs", type=int, default=3, help="triton: interleaved runs per level (medians)")
     parser.add_argument("--batch", type=int, default=1, help="images per Triton request")
-    parser.add_argument("--grpc-url", default="127.0.0.1:8001", help="Triton gRPC host:port")
-    parser.add_argument("--metrics-url", default="http://127.0.0.1:8002/metrics", help="Triton metrics URL")
-    parser.add_argument("--url", default="http://127.0.0.1:8000", help="gateway base URL")
-    parser.add_argument("--model", default="cats_dogs", help="Triton model name")
+    # The servers `make triton` / `make gateway` start, from their own option defaults.
+    triton, gateway = TritonOptions(), GatewayOptions()
+    parser.add_argument("--grpc-url", default=triton.grpc_url, help="Triton gRPC host:port")
+    parser.add_argument("--metrics-url", default=triton.metrics_url, help="Triton metrics URL")
+    parser.add_argument("--url", default=gateway.url, help="gateway base URL")
+    parser.add_argument("--model", default=triton.model, help="Triton model name")
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds per request")
     parser.add_argument(
         "--perf-analyzer-timeout", type=float, default=300.0, help="seconds one perf_analyzer level may take"
