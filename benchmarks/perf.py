@@ -18,6 +18,7 @@ import asyncio
 import base64
 import csv
 import json
+import mimetypes
 import os
 import resource
 import statistics
@@ -102,17 +103,21 @@ async def triton_sender(args: argparse.Namespace) -> tuple[SendFn, int]:
 
 
 async def gateway_sender(args: argparse.Namespace) -> tuple[SendFn, int]:
-    bodies = [(p.name, p.read_bytes()) for p in photo_files(args.images, args.sample)]
+    # The declared type follows the file (synthetic sets mix JPEG, PNG, WebP, BMP and GIF).
+    bodies = [
+        (p.name, p.read_bytes(), mimetypes.guess_type(p.name)[0] or "application/octet-stream")
+        for p in photo_files(args.images, args.sample)
+    ]
     client = httpx.AsyncClient(
         base_url=args.url, timeout=args.timeout, limits=httpx.Limits(max_connections=max(args.concurrency))
     )
 
     async def send(i: int) -> str:
-        name, data = bodies[i % len(bodies)]
+        name, data, content_type = bodies[i % len(bodies)]
         try:
             # The photos repeat; without the bypass the gateway's response cache would answer them.
             response = await client.post(
-                "/predict", files={"file": (name, data, "image/jpeg")}, headers={"Cache-Control": "no-cache"}
+                "/predict", files={"file": (name, data, content_type)}, headers={"Cache-Control": "no-cache"}
             )
         except httpx.HTTPError:
             return "error"
