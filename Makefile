@@ -115,17 +115,22 @@ smoke-test: setup ## Health / Root / Metrics / Prediction against URL (default t
 # --- bulk scoring and load tests ---------------------------------------------------------
 IN ?=
 OUT ?=
-PERF_IMAGES ?= $(or $(PETS_DEV_DIR),../shared/data/pets-dev)
+# Photos the load tests send: PERF_IMAGES=DIR (e.g. real photos); unset → synthetic ones generated in build/perf/photos.
+PERF_IMAGES ?= $(PETS_DEV_DIR)
+PERF_TARGETS ?= triton gateway
+PERF_ARGS ?=
 score: setup ## Score a folder or manifest through Triton gRPC: make score IN=photos/ OUT=scores.csv
 	@test -n "$(IN)" -a -n "$(OUT)" || { echo "usage: make score IN=<folder|manifest.csv> OUT=<file.csv|file.parquet>"; exit 2; }
 	$(PY) -m scoring --input "$(IN)" --output "$(OUT)" $(SCORE_ARGS)
 
-perf: setup ## Concurrency sweeps: Triton direct (perf_analyzer when present) and the gateway
-	$(PY) -m benchmarks.perf triton --images "$(PERF_IMAGES)" --out build/perf/triton.csv
-	$(PY) -m benchmarks.perf gateway --images "$(PERF_IMAGES)" --out build/perf/gateway.csv
+perf: setup ## Sweeps: Triton direct (real perf_analyzer vs the Python generator, chart) and the gateway → build/perf
+	@for target in $(PERF_TARGETS); do \
+	  $(PY) -m benchmarks.perf $$target $(if $(PERF_IMAGES),--images "$(PERF_IMAGES)") \
+	    --out build/perf/$$target.csv $(PERF_ARGS) || exit $$?; \
+	done
 
 bench: setup ## Benchmark suite (side by side, medians of 3) → BENCHMARKS.md + docs/benchmarks/*.png
-	$(PY) -m benchmarks.suite --images "$(PERF_IMAGES)" $(BENCH_ARGS)
+	$(PY) -m benchmarks.suite $(if $(PERF_IMAGES),--images "$(PERF_IMAGES)") $(BENCH_ARGS)
 
 reload: setup ## Make the running local Triton load new/rolled-back versions
 	$(PY) -m serving.triton reload

@@ -1,6 +1,7 @@
 """Decode fast path (JPEG draft mode in ``imaging.load_for_model``) vs plain PIL, same photos.
 
-    python -m benchmarks.decode_bench --images ../shared/data/pets-dev --repeats 5
+    python -m benchmarks.decode_bench --images DIR --repeats 5   # DIR: real JPEG photos
+    python -m benchmarks.decode_bench                              # the repository's synthetic photos
 
 Plain PIL = what a first server does: open, ``convert("RGB")``, resize to the model size.
 Both produce the model's uint8 [S,S,3]; the table also shows how far apart their pixels are.
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import io
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -19,6 +21,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from benchmarks.photos import resolve_photos
 from imaging import load_for_model
 from imaging.cli import ArgumentParser
 
@@ -59,12 +62,21 @@ def main() -> None:
         description=__doc__.split("\n\n")[0],
         epilog="example:\n  python -m benchmarks.decode_bench --images path/to/jpegs --sample 100",
     )
-    parser.add_argument("--images", type=Path, required=True, help="folder of JPEG photos")
+    parser.add_argument(
+        "--images",
+        type=Path,
+        default=None,
+        help="folder of JPEG photos (default: synthetic, build/perf/photos)",
+    )
     parser.add_argument("--sample", type=int, default=200, help="photos to use")
     parser.add_argument("--repeats", type=int, default=5, help="timed passes; the median is reported")
     args = parser.parse_args()
+    try:
+        folder = resolve_photos(args.images, say=lambda text: print(text, file=sys.stderr))
+    except FileNotFoundError as exc:
+        parser.exit(2, f"error: {exc}\n")
 
-    files = sorted(args.images.rglob("*.jpg"))
+    files = sorted(folder.rglob("*.jpg"))
     files = files[:: max(1, len(files) // args.sample)][: args.sample]
     sets = {"as stored": [p.read_bytes() for p in files]}
     sets["phone size (1600 px)"] = [upscale(b) for b in sets["as stored"]]

@@ -29,10 +29,10 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks.photos import resolve_photos
 from imaging.cli import ArgumentParser
 from serving.processes import PROJECT_ROOT
 
-DEFAULT_IMAGES = Path(os.environ.get("PETS_DEV_DIR", PROJECT_ROOT.parent / "shared" / "data" / "pets-dev"))
 TRAINED_CHECKPOINT = PROJECT_ROOT / "artifacts" / "checkpoints" / "last.pt"
 
 
@@ -49,7 +49,12 @@ def build_parser() -> argparse.ArgumentParser:
         description=__doc__.split("\n\n")[0],
         epilog="example:\n  python -m benchmarks.suite --images path/to/photos",
     )
-    p.add_argument("--images", type=Path, default=DEFAULT_IMAGES, help="photo folder (env PETS_DEV_DIR)")
+    p.add_argument(
+        "--images",
+        type=Path,
+        default=None,
+        help="photo folder (make: PERF_IMAGES); default: synthetic photos generated in build/perf/photos",
+    )
     p.add_argument("--out", type=Path, default=PROJECT_ROOT / "BENCHMARKS.md", help="report to write")
     p.add_argument(
         "--charts", type=Path, default=PROJECT_ROOT / "docs" / "benchmarks", help="folder for PNG charts"
@@ -473,8 +478,10 @@ def main(argv: list[str] | None = None) -> int:
         args.accuracy_checkpoint = TRAINED_CHECKPOINT
     if args.runs < 3:
         parser.error("--runs must be >= 3 (the report quotes medians)")
-    if not args.images.is_dir():
-        print(f"error: photo folder not found: {args.images} (--images or PETS_DEV_DIR)", file=sys.stderr)
+    try:
+        args.images = resolve_photos(args.images, say=lambda text: print(text, file=sys.stderr))
+    except FileNotFoundError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 2
     if not args.out.parent.is_dir():
         print(f"error: report folder does not exist: {args.out.parent}", file=sys.stderr)
