@@ -30,7 +30,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        backend = TritonBackend(settings.triton_url, settings.triton_protocol, settings.model_name)
+        backend = TritonBackend(
+            settings.triton_url,
+            settings.triton_protocol,
+            settings.model_name,
+            max_connection_age_s=settings.triton_max_connection_age_s,
+            retire_after_s=settings.request_timeout_s + 1,
+        )
         model = ModelState(backend, metrics, refresh_s=settings.model_refresh_s)
         decoder = Decoder(
             threads=settings.decode_threads,
