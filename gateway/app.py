@@ -115,6 +115,8 @@ def _tracking_service(settings: Settings, metrics: Metrics) -> TrackingService:
         cache_ttl_s=settings.cache_ttl_s,
         cache_max_entries=settings.cache_max_entries,
         drift_window=settings.drift_window,
+        database_url=url.get_secret_value() if (url := settings.tracking_database_url) else None,
+        pool_size=settings.tracking_pool_size,
     )
     # Labels are the served model's, adopted when Triton answers (TrackingService.follow_model).
     return TrackingService(options, metrics.registry, class_names=())
