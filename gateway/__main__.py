@@ -10,6 +10,7 @@ import uvicorn
 from pydantic import ValidationError
 
 from gateway.app import create_app
+from gateway.drain import DrainingServer
 from gateway.logging_setup import configure_logging
 from gateway.settings import Settings
 
@@ -21,7 +22,8 @@ def server_options(settings: Settings) -> dict[str, Any]:
         "port": settings.port,
         "log_level": settings.log_level.lower(),
         "timeout_keep_alive": settings.keep_alive_s,
-        "timeout_graceful_shutdown": 5,
+        # Requests in flight when the gateway stops accepting finish within their own deadline.
+        "timeout_graceful_shutdown": int(settings.request_timeout_s) + 1,
     }
 
 
@@ -29,7 +31,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m gateway",
         description="Run the gateway. Configure it with environment variables "
-        "(TRITON_URL, TRITON_PROTOCOL, MODEL_NAME, HOST, PORT, LOG_LEVEL, MAX_UPLOAD_BYTES, ...); "
+        "(TRITON_URL, TRITON_PROTOCOL, MODEL_NAME, HOST, PORT, LOG_LEVEL, MAX_UPLOAD_BYTES, "
+        "TRACKING_DATABASE_URL, DRAIN_TIMEOUT_S, ...); "
         "the flags below override HOST and PORT.",
     )
     parser.add_argument("--host", help="address to bind (default: HOST or 127.0.0.1)")
@@ -45,12 +48,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: invalid gateway settings: {problems}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level)
-    uvicorn.run(
-        create_app(settings),
+    app = create_app(settings)
+    config = uvicorn.Config(
+        app,
         **server_options(settings),
         log_config=None,  # keep the JSON logging configured above
         access_log=False,  # prediction_completed already records each request, in JSON
     )
+    DrainingServer(config, app.state.drain).run()  # SIGTERM drains: gateway/drain.py
     return 0
 
 

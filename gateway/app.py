@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from gateway import feedback, health, predict
 from gateway.decoding import Decoder
 from gateway.dependencies import Services
+from gateway.drain import CloseWhileDraining, Drain
 from gateway.errors import install_handlers
 from gateway.limits import UploadLimitMiddleware
 from gateway.metrics import Metrics
@@ -27,6 +28,7 @@ _DEFAULT_MAX_BATCH = 64
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     metrics = Metrics()
+    drain = Drain(settings.drain_timeout_s)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -44,7 +46,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             max_pixels=settings.max_pixels,
         )
         tracking = _tracking_service(settings, metrics) if settings.tracking_enabled else None
-        app.state.services = Services(settings, metrics, backend, model, decoder, tracking)
+        app.state.services = Services(settings, metrics, backend, model, decoder, tracking, drain=drain)
         # A first check now, so a gateway started after Triton is ready at once; if Triton is not
         # there yet, the background task keeps trying and the gateway serves 503 meanwhile.
         readiness = await model.check()
@@ -77,6 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         lifespan=lifespan,
     )
+    app.state.drain = drain  # DrainingServer (python -m gateway) starts it on SIGTERM
     install_handlers(app)
     app.include_router(health.router)
     app.include_router(predict.router)
@@ -98,6 +101,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         limit_for=upload_limit,
         on_reject=lambda: metrics.errors.labels(error_type="too_large").inc(),
     )
+    app.add_middleware(CloseWhileDraining, drain=drain)
     return app
 
 

@@ -121,7 +121,9 @@ class PredictionStore(abc.ABC):
     def insert(self, record: PredictionRecord) -> None:
         marks = ", ".join("?" for _ in _NAMES)
         with self._transaction() as tx:
-            tx.execute(self._sql(f"INSERT INTO predictions ({', '.join(_NAMES)}) VALUES ({marks})"), record.values())
+            tx.execute(
+                self._sql(f"INSERT INTO predictions ({', '.join(_NAMES)}) VALUES ({marks})"), record.values()
+            )
 
     def add_feedback(self, prediction_id: str, true_label: str) -> bool:
         """Record the true label; True if newly stored, False if the same label was already there.
@@ -187,8 +189,9 @@ class PredictionStore(abc.ABC):
 
     _all_rows = "LIMIT -1"  # SQLite needs a LIMIT before OFFSET; PostgreSQL takes OFFSET alone
 
+    @abc.abstractmethod
     def _compact(self) -> None:
-        """Give freed space back, where the backend needs to be asked (SQLite)."""
+        """Give the space of deleted rows back."""
 
 
 class SqliteStore(PredictionStore):
@@ -301,6 +304,9 @@ class PostgresStore(PredictionStore):
         with self._transaction() as conn:
             rows: list[dict[str, Any]] = conn.execute(sql, params).fetchall()
         return rows
+
+    def _compact(self) -> None:
+        """Nothing to do: PostgreSQL's autovacuum reclaims deleted rows by itself."""
 
     def close(self) -> None:
         self._pool.close()

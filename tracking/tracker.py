@@ -132,10 +132,7 @@ def get_tracker(
     (SQLite), else run/predictions.db.
     """
     location = str(
-        db_path
-        or os.environ.get("TRACKING_DATABASE_URL")
-        or os.environ.get("TRACKING_DB")
-        or DEFAULT_DB
+        db_path or os.environ.get("TRACKING_DATABASE_URL") or os.environ.get("TRACKING_DB") or DEFAULT_DB
     )
     key = location if location.startswith(("postgresql://", "postgres://")) else str(Path(location).resolve())
     tracker = _trackers.get(key)
