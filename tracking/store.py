@@ -138,7 +138,7 @@ class PredictionStore(abc.ABC):
             ).fetchone()
             if row is None:
                 raise UnknownPredictionError(prediction_id)
-            existing = row[0]
+            existing = row["true_label"]
             if existing is not None:
                 if existing != true_label:
                     raise ConflictingLabelError(existing)
@@ -284,10 +284,21 @@ class PostgresStore(PredictionStore):
         with self._transaction() as tx:
             # Two replicas starting together must not race on CREATE: one lock orders them.
             tx.execute("SELECT pg_advisory_xact_lock(7283164)")
-            for statement in schema("postgresql"):
-                tx.execute(statement)
+            present = {
+                row["column_name"]
+                for row in tx.execute(
+                    "SELECT column_name FROM information_schema.columns"
+                    " WHERE table_schema = current_schema() AND table_name = 'predictions'"
+                ).fetchall()
+            }
+            # DDL only when something is missing: its table locks would stall (or deadlock
+            # with) replicas already writing.
+            if not present:
+                for statement in schema("postgresql"):
+                    tx.execute(statement)
             for name, _, pg_type, _ in COLUMNS:
-                tx.execute(f"ALTER TABLE predictions ADD COLUMN IF NOT EXISTS {name} {pg_type}")
+                if present and name not in present:  # a log created before the column existed
+                    tx.execute(f"ALTER TABLE predictions ADD COLUMN {name} {pg_type}")
 
     @contextmanager
     def _transaction(self) -> Iterator[Any]:
