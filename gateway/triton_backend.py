@@ -38,6 +38,11 @@ _UNAVAILABLE_MARKERS = (
 )
 
 
+# Tries per call when the channel spans several servers: with two, the chance that three picks in a
+# row all land on the one going away is small, and each try is bounded by the request's deadline.
+_REPLICA_ATTEMPTS = 3
+
+
 class TritonError(Exception):
     """A Triton call that failed; ``kind`` decides the HTTP status, ``detail`` is safe to show."""
 
@@ -223,27 +228,44 @@ class TritonBackend:
         await asyncio.gather(*self._retiring, return_exceptions=True)
         await self._client.close()
 
+    @property
+    def attempts(self) -> int:
+        """Calls per question: one server, once; several, up to 3 (each call may reach another one)."""
+        return _REPLICA_ATTEMPTS if self.replicated else 1
+
     async def server_ready(self, timeout_s: float = 2.0) -> bool:
-        try:
-            async with asyncio.timeout(timeout_s):
-                return bool(await self.client.is_server_ready())
-        except Exception:
-            return False
+        # With several servers a call reaches one of them; the gateway can serve when any is ready
+        # (a server that is shutting down answers "not ready" while its port is still open).
+        for _ in range(self.attempts):
+            try:
+                async with asyncio.timeout(timeout_s):
+                    if await self.client.is_server_ready():
+                        return True
+            except Exception:
+                continue
+        return False
 
     async def model_ready(self, timeout_s: float = 2.0) -> bool:
-        try:
-            async with asyncio.timeout(timeout_s):
-                return bool(await self.client.is_model_ready(self.model_name))
-        except Exception:
-            return False
+        for _ in range(self.attempts):
+            try:
+                async with asyncio.timeout(timeout_s):
+                    if await self.client.is_model_ready(self.model_name):
+                        return True
+            except Exception:
+                continue
+        return False
 
     async def model_versions(self, timeout_s: float = 2.0) -> tuple[str, ...]:
         """Loaded versions, cheap enough to poll: a change means the metadata must be read again."""
-        try:
-            async with asyncio.timeout(timeout_s):
-                metadata = await self._metadata()
-        except Exception as exc:
-            raise classify_exception(exc) from exc
+        for attempt in range(self.attempts):
+            try:
+                async with asyncio.timeout(timeout_s):
+                    metadata = await self._metadata()
+                break
+            except Exception as exc:
+                error = classify_exception(exc)
+                if error.kind != "unavailable" or attempt + 1 == self.attempts:
+                    raise error from exc
         return tuple(sorted((str(v) for v in metadata.get("versions") or []), key=_version_key))
 
     async def _metadata(self) -> dict[str, Any]:
@@ -262,12 +284,16 @@ class TritonBackend:
         return config
 
     async def model_info(self, timeout_s: float = 5.0) -> ModelInfo:
-        try:
-            async with asyncio.timeout(timeout_s):
-                metadata = await self._metadata()
-                config = await self._config()
-        except Exception as exc:
-            raise classify_exception(exc) from exc
+        for attempt in range(self.attempts):
+            try:
+                async with asyncio.timeout(timeout_s):
+                    metadata = await self._metadata()
+                    config = await self._config()
+                break
+            except Exception as exc:
+                error = classify_exception(exc)
+                if error.kind != "unavailable" or attempt + 1 == self.attempts:
+                    raise error from exc
         return parse_model_info(self.model_name, _jsonable(metadata), _jsonable(config))
 
     async def infer(self, images: np.ndarray, info: ModelInfo, timeout_s: float) -> tuple[np.ndarray, str]:
@@ -284,9 +310,10 @@ class TritonBackend:
             requested = module.InferRequestedOutput(info.output_name, binary_data=True)
             kwargs = {"timeout": int(timeout_s * 1_000_000)}  # Triton's own queue/compute timeout, in µs
         # With several servers behind the channel, one that is going away (stopped, restarted,
-        # rescheduled) fails the requests it holds as "unavailable"; inference has no side effect,
-        # so one more try, within the same deadline, lands on a server that is still there.
-        attempts = 2 if self.replicated else 1
+        # rescheduled) answers "unavailable" while its port is still open (Triton unloads its
+        # models before it closes the port); inference has no side effect, so it is tried again,
+        # within the same deadline: round_robin sends each try to the next server.
+        attempts = self.attempts
         deadline = time.monotonic() + timeout_s
         for attempt in range(attempts):
             try:

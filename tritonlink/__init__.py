@@ -100,7 +100,29 @@ def channel_args() -> list[tuple[str, str | int]]:
     from tritonclient.grpc._client import MAX_GRPC_MESSAGE_SIZE
 
     keepalive = KeepAliveOptions()
-    service_config: dict[str, object] = {"loadBalancingConfig": [{"round_robin": {}}]}
+    # round_robin, wrapped in outlier detection: a server whose calls almost all fail (Triton
+    # unloading its models during shutdown, with its port still open) is taken out of the
+    # rotation for a few seconds instead of getting every other request. At most half the
+    # servers are ever ejected, and ordinary overload (some calls refused) stays below the bar.
+    service_config: dict[str, object] = {
+        "loadBalancingConfig": [
+            {
+                "outlier_detection_experimental": {
+                    "interval": "0.2s",
+                    "baseEjectionTime": "5s",
+                    "maxEjectionTime": "30s",
+                    "maxEjectionPercent": 50,
+                    "failurePercentageEjection": {
+                        "threshold": 90,
+                        "enforcementPercentage": 100,
+                        "minimumHosts": 2,
+                        "requestVolume": 5,
+                    },
+                    "childPolicy": [{"round_robin": {}}],
+                }
+            }
+        ]
+    }
     return [
         ("grpc.max_send_message_length", MAX_GRPC_MESSAGE_SIZE),
         ("grpc.max_receive_message_length", MAX_GRPC_MESSAGE_SIZE),

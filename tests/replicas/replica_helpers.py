@@ -63,10 +63,20 @@ class LoadResult:
 
 
 class Load:
-    """``clients`` threads looping /predict (+ /feedback on the answer) until stopped or ``seconds``."""
+    """``clients`` threads looping /predict (+ /feedback on the answer) until stopped, ``seconds``
+    or ``requests``."""
 
-    def __init__(self, url: str, *, clients: int = 4, seconds: float = 30.0, feedback: bool = True) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        clients: int = 4,
+        seconds: float = 30.0,
+        feedback: bool = True,
+        requests: int | None = None,
+    ) -> None:
         self.url = url
+        self.requests = requests  # stop after this many /predict calls in all (None: by time only)
         self.clients = clients
         self.seconds = seconds
         self.feedback = feedback
@@ -83,6 +93,12 @@ class Load:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    def wait(self) -> LoadResult:
+        """Until every client is done (``requests`` sent or ``seconds`` passed)."""
+        for thread in self._threads:
+            thread.join(self.seconds + 60)
+        return self.result
+
     def stop(self) -> LoadResult:
         self._stop.set()
         for thread in self._threads:
@@ -94,6 +110,8 @@ class Load:
         with httpx.Client(base_url=self.url, timeout=30) as client:
             while not self._stop.is_set() and time.monotonic() < deadline:
                 n = next(self._counter)
+                if self.requests is not None and n >= self.requests:
+                    break
                 request_id = self._predict(client, n)
                 if request_id is not None and self.feedback:
                     self._label(client, request_id, ("cat", "dog")[n % 2])
