@@ -135,7 +135,7 @@ class Settings(BaseSettings):
                 url = url[len(scheme) :]
         url = url.rstrip("/")
         host, _, port = url.rpartition(":")
-        if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        if not host or "," in host or "/" in host or not port.isdigit() or not 1 <= int(port) <= 65535:
             raise ValueError(
                 f"TRITON_URL must look like host:port with TRITON_PROTOCOL=http (several servers or a "
                 f"dns:/// target need gRPC), got {self.triton_url!r}"

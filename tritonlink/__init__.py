@@ -43,7 +43,7 @@ def _split_host_port(item: str, original: str) -> tuple[str, int]:
     host = host.strip("[]")
     if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
         raise ValueError(
-            f"TRITON_URL must be host:port, a comma-separated list of them, or a gRPC target such as "
+            f"a Triton address must be host:port, a comma-separated list of them, or a gRPC target such as "
             f"dns:///triton-headless:8001; got {original!r}"
         )
     return host, int(port)
