@@ -20,7 +20,7 @@ IMAGE_SIZE ?= $(or $(shell awk '/^image_size:/ {print $$2}' $(TRAIN_CONFIG) 2>/d
 PYTEST_ARGS ?=
 
 .PHONY: help setup download ingest preprocess train evaluate export-onnx rollback triton gateway up stop \
-        test lint format mlflow-ui smoke-test dvc-repro clean score perf build run compose-up compose-down deploy-k8s bench reload fuzz
+        test lint format mlflow-ui smoke-test dvc-repro clean score perf build run compose-up compose-down deploy-k8s bench reload fuzz replicas
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk -F':.*?## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -98,6 +98,9 @@ perf: setup ## Concurrency sweeps: Triton direct (perf_analyzer when present) an
 
 bench: setup ## Benchmark suite (side by side, medians of 3) → BENCHMARKS.md + docs/benchmarks/*.png
 	$(PY) -m benchmarks.suite --images "$(PERF_IMAGES)" $(BENCH_ARGS)
+
+replicas: setup ## nginx → 2 gateways → 2 Tritons + one PostgreSQL on loopback, until Ctrl-C (GATEWAYS=, TRITONS=)
+	$(PY) -m serving.topology --gateways $(or $(GATEWAYS),2) --tritons $(or $(TRITONS),2)
 
 reload: setup ## Make the running local Triton load new/rolled-back versions
 	$(PY) -m serving.triton reload
