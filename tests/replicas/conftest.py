@@ -21,7 +21,9 @@ from gateway_helpers import BACKEND_VENV, PROJECT_ROOT, build_repositories, tiny
 
 from serving.topology import Topology, TopologyOptions
 
-COMMAND = "REPLICAS_REPORT=docs/reliability/replicas.json .venv/bin/pytest tests/replicas -q -s"
+# Each table's own command prints it; the whole file comes from REPLICAS_REPORT=docs/reliability/replicas.json
+# PYTHONPATH=. .venv/bin/pytest tests/replicas/test_replicas.py -q -s
+COMMAND = "PYTHONPATH=. .venv/bin/pytest tests/replicas/test_replicas.py -q -s"
 
 
 class Figures:
