@@ -63,3 +63,28 @@ def test_database_url_and_drain_settings() -> None:
     assert all("hunter2" not in error["msg"] for error in refused.value.errors())
     with pytest.raises(ValidationError):
         Settings(drain_timeout_s=-1)
+
+
+@pytest.mark.parametrize(
+    ("status", "message"),
+    [
+        ("StatusCode.CANCELLED", "Received RST_STREAM with error code 8"),
+        (
+            "StatusCode.INTERNAL",
+            "Failed to process the request(s): Stub process 'cats_dogs_0' is not healthy.",
+        ),
+        ("StatusCode.INTERNAL", "Socket closed"),
+        ("StatusCode.UNAVAILABLE", "Request for unknown model: 'cats_dogs' is not found"),
+    ],
+)
+def test_shutdown_statuses_are_unavailable(status: str, message: str) -> None:
+    """What a Triton that is shutting down can answer → 503 + Retry-After (retried elsewhere), not 502."""
+    from tritonclient.utils import InferenceServerException
+
+    from gateway.triton_backend import classify_exception
+
+    assert classify_exception(InferenceServerException(msg=message, status=status)).kind == "unavailable"
+    still_a_model_error = InferenceServerException(
+        msg="onnxruntime: invalid input", status="StatusCode.INTERNAL"
+    )
+    assert classify_exception(still_a_model_error).kind == "model_error"
