@@ -133,11 +133,17 @@ def test_rolling_restart_with_sigterm_has_zero_failed_requests(topology: Topolog
                 unready_after = None
                 while unready_after is None and time.monotonic() - sent_at < 5:
                     try:
-                        if direct.get("/health/ready").status_code == 503:
+                        ready = direct.get("/health/ready")
+                        if ready.status_code == 503 and "draining" in ready.text:
                             unready_after = time.monotonic() - sent_at
                     except httpx.HTTPError:
                         break
                     time.sleep(0.05)
+                # Draining is not refusing: the not-ready replica still answers, and tells the
+                # client (or proxy) to take its next request elsewhere.
+                served = direct.post("/predict", files={"file": ("d.jpg", PHOTOS[1], "image/jpeg")})
+                assert served.status_code == 200, served.text
+                assert served.headers.get("connection") == "close"
             code = topology.wait_gateway_exit(gateway.index, timeout_s=60)
             exited_after = time.monotonic() - sent_at
             topology.start_gateway(gateway.index)
