@@ -28,7 +28,7 @@ IMAGE_SIZE ?= $(or $(shell awk '/^image_size:/ {print $$2}' $(RECIPE) 2>/dev/nul
 PYTEST_ARGS ?=
 
 .PHONY: help setup download ingest preprocess train evaluate export-onnx rollback triton gateway up stop \
-        test lint format mlflow-ui smoke-test dvc-repro clean score perf build run compose-up compose-down deploy-k8s bench reload fuzz
+        test lint format mlflow-ui smoke-test dvc-repro clean score perf build run compose-up compose-down deploy-k8s bench reload fuzz replicas
 
 help: ## List the targets and the variables they read
 	@echo "targets:"
@@ -131,6 +131,9 @@ perf: setup ## Sweeps: Triton direct (real perf_analyzer vs the Python generator
 
 bench: setup ## Benchmark suite (side by side, medians of 3) → BENCHMARKS.md + docs/benchmarks/*.png
 	$(PY) -m benchmarks.suite $(if $(PERF_IMAGES),--images "$(PERF_IMAGES)") $(BENCH_ARGS)
+
+replicas: setup ## nginx → 2 gateways → 2 Tritons + one PostgreSQL on loopback, until Ctrl-C (GATEWAYS=, TRITONS=)
+	$(PY) -m serving.topology --gateways $(or $(GATEWAYS),2) --tritons $(or $(TRITONS),2)
 
 reload: setup ## Make the running local Triton load new/rolled-back versions
 	$(PY) -m serving.triton reload

@@ -18,8 +18,9 @@ COPY pyproject.toml constraints.txt README.md ./
 COPY imaging/ imaging/
 COPY tracking/ tracking/
 COPY gateway/ gateway/
+COPY tritonlink/ tritonlink/
 RUN pip install -c constraints.txt ".[gateway]" \
-    && python -c "import gateway.app, imaging, tracking"
+    && python -c "import gateway.app, imaging, tracking, tritonlink"
 
 FROM ${PYTHON_IMAGE} AS runtime
 LABEL org.opencontainers.image.title="cats-dogs-gateway" \

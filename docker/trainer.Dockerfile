@@ -20,6 +20,7 @@ COPY imaging/ imaging/
 COPY training/ training/
 COPY export/ export/
 COPY scoring/ scoring/
+COPY tritonlink/ tritonlink/
 COPY tracking/ tracking/
 # The CPU index serves torch==2.14.1+cpu, which satisfies the constraints' torch==2.14.1
 # (a local version label matches a plain == pin).

@@ -10,6 +10,7 @@ import uvicorn
 from pydantic import ValidationError
 
 from gateway.app import create_app
+from gateway.drain import DrainingServer
 from gateway.logging_setup import configure_logging
 from gateway.settings import Settings
 from imaging.cli import ArgumentParser
@@ -22,7 +23,8 @@ def server_options(settings: Settings) -> dict[str, Any]:
         "port": settings.port,
         "log_level": settings.log_level.lower(),
         "timeout_keep_alive": settings.keep_alive_s,
-        "timeout_graceful_shutdown": 5,
+        # Requests in flight when the gateway stops accepting finish within their own deadline.
+        "timeout_graceful_shutdown": int(settings.request_timeout_s) + 1,
     }
 
 
@@ -30,7 +32,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = ArgumentParser(
         prog="python -m gateway",
         description="Run the gateway. Configure it with environment variables "
-        "(TRITON_URL, TRITON_PROTOCOL, MODEL_NAME, HOST, PORT, LOG_LEVEL, MAX_UPLOAD_BYTES, ...); "
+        "(TRITON_URL, TRITON_PROTOCOL, MODEL_NAME, HOST, PORT, LOG_LEVEL, MAX_UPLOAD_BYTES, "
+        "TRACKING_DATABASE_URL, DRAIN_TIMEOUT_S, ...); "
         "the flags below override HOST and PORT. See .env.example for every variable.",
         epilog="""examples:
   python -m gateway --port 8000
@@ -61,13 +64,14 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 1
     configure_logging(settings.log_level)
+    app = create_app(settings)
     config = uvicorn.Config(
-        create_app(settings),
+        app,
         **server_options(settings),
         log_config=None,  # keep the JSON logging configured above
         access_log=False,  # prediction_completed already records each request, in JSON
     )
-    uvicorn.Server(config).run(sockets=[listener])
+    DrainingServer(config, app.state.drain).run(sockets=[listener])  # SIGTERM drains: gateway/drain.py
     return 0
 
 

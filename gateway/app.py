@@ -15,6 +15,7 @@ from fastapi.staticfiles import StaticFiles
 from gateway import feedback, health, predict
 from gateway.decoding import Decoder
 from gateway.dependencies import Services
+from gateway.drain import CloseWhileDraining, Drain
 from gateway.errors import install_handlers
 from gateway.limits import UploadLimitMiddleware
 from gateway.metrics import Metrics
@@ -32,10 +33,17 @@ DOCS_STATIC = "/docs/static"
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     metrics = Metrics()
+    drain = Drain(settings.drain_timeout_s)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        backend = TritonBackend(settings.triton_url, settings.triton_protocol, settings.model_name)
+        backend = TritonBackend(
+            settings.triton_url,
+            settings.triton_protocol,
+            settings.model_name,
+            max_connection_age_s=settings.triton_max_connection_age_s,
+            retire_after_s=settings.request_timeout_s + 1,
+        )
         model = ModelState(backend, metrics, refresh_s=settings.model_refresh_s)
         decoder = Decoder(
             threads=settings.decode_threads,
@@ -43,7 +51,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             max_pixels=settings.max_pixels,
         )
         tracking = _tracking_service(settings, metrics) if settings.tracking_enabled else None
-        app.state.services = Services(settings, metrics, backend, model, decoder, tracking)
+        app.state.services = Services(settings, metrics, backend, model, decoder, tracking, drain=drain)
         # A first check now, so a gateway started after Triton is ready at once; if Triton is not
         # there yet, the background task keeps trying and the gateway serves 503 meanwhile.
         readiness = await model.check()
@@ -81,6 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url=None,
         redoc_url=None,
     )
+    app.state.drain = drain  # DrainingServer (python -m gateway) starts it on SIGTERM
     install_handlers(app)
     _serve_docs(app)
     app.include_router(health.router)
@@ -103,6 +112,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         limit_for=upload_limit,
         on_reject=lambda: metrics.errors.labels(error_type="too_large").inc(),
     )
+    app.add_middleware(CloseWhileDraining, drain=drain)
     return app
 
 
@@ -145,6 +155,8 @@ def _tracking_service(settings: Settings, metrics: Metrics) -> TrackingService:
         cache_ttl_s=settings.cache_ttl_s,
         cache_max_entries=settings.cache_max_entries,
         drift_window=settings.drift_window,
+        database_url=url.get_secret_value() if (url := settings.tracking_database_url) else None,
+        pool_size=settings.tracking_pool_size,
     )
     # Labels are the served model's, adopted when Triton answers (TrackingService.follow_model).
     return TrackingService(options, metrics.registry, class_names=())

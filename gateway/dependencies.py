@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Request
 
 from gateway.decoding import Decoder
+from gateway.drain import Drain
 from gateway.metrics import Metrics
 from gateway.model_state import ModelState
 from gateway.settings import Settings
@@ -24,6 +25,7 @@ class Services:
     decoder: Decoder
     tracking: TrackingService | None = None
     in_flight: int = 0
+    drain: Drain = field(default_factory=lambda: Drain(0.0))
 
 
 async def get_services(request: Request) -> Services:

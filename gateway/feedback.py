@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from gateway import schemas
 from gateway.dependencies import Services, ServicesDep
 from gateway.errors import ApiError
-from tracking.store import ConflictingLabelError, UnknownPredictionError
+from tracking.store import ConflictingLabelError, StoreUnavailableError, UnknownPredictionError
 from tracking.tracker import parse_window
 
 router = APIRouter(tags=["tracking"])
@@ -36,6 +36,16 @@ async def require_api_key(services: ServicesDep, x_api_key: Annotated[str | None
         raise ApiError(
             401, "unauthorized", "missing or invalid X-API-Key", headers={"WWW-Authenticate": "ApiKey"}
         )
+
+
+def _store_unavailable(services: Services) -> ApiError:
+    # The shared log (PostgreSQL) is down or saturated: nothing was stored, the client may retry.
+    return ApiError(
+        503,
+        "tracking_unavailable",
+        "the prediction log is unavailable; nothing was stored, retry later",
+        headers={"Retry-After": str(services.settings.retry_after_s)},
+    )
 
 
 def _tracking(services: Services) -> Any:
@@ -68,8 +78,11 @@ async def feedback(item: Feedback, services: ServicesDep) -> JSONResponse:
     if item.true_label not in labels:
         raise ApiError(422, "invalid_label", f"true_label must be one of {list(labels)}")
     try:
-        # Returns only after the SQLite commit (synchronous=FULL): a 2xx means the label is on disk.
+        # Returns only after the COMMIT (SQLite synchronous=FULL, or PostgreSQL's WAL flush):
+        # a 2xx means the label is durable.
         created = await asyncio.to_thread(tracking.tracker.add_feedback, item.request_id, item.true_label)
+    except StoreUnavailableError as exc:
+        raise _store_unavailable(services) from exc
     except UnknownPredictionError as exc:
         raise ApiError(
             404, "unknown_request_id", f"no prediction with request_id {item.request_id!r}"
@@ -100,7 +113,10 @@ async def stats(
         parse_window(window)
     except ValueError as exc:
         raise ApiError(422, "invalid_window", str(exc)) from exc
-    result: dict[str, Any] = await asyncio.to_thread(tracking.tracker.get_current_stats, window)
+    try:
+        result: dict[str, Any] = await asyncio.to_thread(tracking.tracker.get_current_stats, window)
+    except StoreUnavailableError as exc:
+        raise _store_unavailable(services) from exc
     result["drift"] = tracking.drift.snapshot()
     result["cache"] = {
         "entries": len(tracking.cache),

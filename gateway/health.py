@@ -57,6 +57,13 @@ async def live(services: ServicesDep) -> dict[str, str]:
 )
 async def ready(services: ServicesDep) -> Response:
     services.metrics.health_checks.inc()
+    if services.drain.draining:
+        # First step of a drain: load balancers take this replica out while it still serves.
+        return JSONResponse(
+            {"error": "not_ready", "detail": "draining: shutting down"},
+            status_code=503,
+            headers={"Retry-After": str(services.settings.retry_after_s)},
+        )
     state = await services.model.check()
     if state.ready and services.model.ready and services.model.info is not None:
         info = services.model.info
@@ -113,6 +120,7 @@ async def health(services: ServicesDep) -> Response:
             "detail": state.reason,
         },
         "in_flight": services.in_flight,
+        "draining": services.drain.draining,
     }
     return JSONResponse(body, status_code=200 if services.model.ready else 503)
 

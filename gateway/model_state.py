@@ -95,7 +95,15 @@ class ModelState:
         self.warm = False
 
     def mark_unavailable(self, reason: str) -> None:
-        """A request found Triton gone: stop claiming readiness until the next check succeeds."""
+        """A request found Triton gone: stop claiming readiness until the next check succeeds.
+
+        Not with several Triton servers: one of them going away fails a request (after its
+        retries) while the others still serve; the periodic check, which asks until one server
+        answers, decides whether the gateway as a whole is still ready.
+        """
+        if self.backend.replicated:
+            log.warning("triton_request_unavailable", reason=reason)
+            return
         self.last = Readiness(False, False, False, reason)
         self._forget(reason)
 

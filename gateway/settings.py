@@ -19,7 +19,17 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
 
     triton_url: str = Field(
-        default="", description="host:port of Triton; default 127.0.0.1:8001 (gRPC) or :8010 (HTTP)"
+        default="",
+        description="Triton: host:port (default 127.0.0.1:8001 gRPC, :8010 HTTP); for gRPC also a "
+        "comma-separated list of host:port or a gRPC target such as dns:///triton-headless:8001, "
+        "balanced per request (round_robin)",
+    )
+    triton_max_connection_age_s: float = Field(
+        default=60.0,
+        ge=1.0,
+        le=86400.0,
+        description="the gRPC channel is recreated this often, so DNS is re-resolved and new Triton "
+        "replicas receive traffic",
     )
     triton_protocol: Literal["grpc", "http"] = "grpc"
     model_name: str = Field(default="cats_dogs", min_length=1)
@@ -43,10 +53,23 @@ class Settings(BaseSettings):
     # gateway, closes an idle connection: when the gateway closes first, a request the client sends at
     # that moment is reset (a 256-client test hit this with uvicorn's 5 s default).
     keep_alive_s: float = Field(default=75.0, gt=0, description="idle HTTP keep-alive before closing")
+    # A load balancer needs a moment to stop sending to a replica that is going away (k8s: endpoint
+    # removal and readiness probes; nginx: its next failed connect). For this long after SIGTERM the
+    # gateway keeps serving but answers /health/ready with 503; then it stops accepting, lets
+    # requests in flight finish (each is bounded by REQUEST_TIMEOUT_S) and exits. SIGINT skips it.
+    drain_timeout_s: float = Field(
+        default=15.0, ge=0.0, le=300.0, description="seconds served as not-ready after SIGTERM before exit"
+    )
 
     # Performance tracking (prediction log, feedback, stats, drift) and the response cache.
     tracking_enabled: bool = True
     tracking_db: Path = Field(default=Path("run/predictions.db"), description="SQLite log (WAL)")
+    tracking_database_url: SecretStr | None = Field(
+        default=None,
+        description="postgresql://user:pass@host:port/db: a prediction log shared by every replica; "
+        "unset: the embedded SQLite TRACKING_DB (one machine)",
+    )
+    tracking_pool_size: int = Field(default=4, ge=1, le=64, description="PostgreSQL connections per process")
     api_key: SecretStr | None = Field(default=None, description="X-API-Key required by /feedback when set")
     quality_window: str = Field(default="1h", description="window of the live accuracy/F1 gauges")
     tracking_refresh_s: float = Field(default=15.0, gt=0, description="how often live gauges are recomputed")
@@ -64,10 +87,17 @@ class Settings(BaseSettings):
     )
     max_json_bytes: int = Field(default=16 * 1024, ge=256, description="cap on JSON bodies (/feedback)")
 
-    @field_validator("api_key", "stats_snapshot_path", mode="before")
+    @field_validator("api_key", "stats_snapshot_path", "tracking_database_url", mode="before")
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         return None if value == "" else value
+
+    @field_validator("tracking_database_url")
+    @classmethod
+    def _postgres_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith(("postgresql://", "postgres://")):
+            raise ValueError("must start with postgresql:// (the value is not shown: it holds a password)")
+        return value
 
     @field_validator("quality_window")
     @classmethod
@@ -92,13 +122,23 @@ class Settings(BaseSettings):
         url = self.triton_url.strip()
         if not url:
             url = f"127.0.0.1:{_DEFAULT_PORTS[self.triton_protocol]}"
+        if self.triton_protocol == "grpc":
+            from tritonlink import parse_target
+
+            target = parse_target(url)
+            # A single server keeps its host:port form; a list or a gRPC target is kept as given.
+            self.triton_url = target.target if len(target.endpoints) == 1 else url
+            return self
         # tritonclient takes host:port; accept a pasted http:// URL for the HTTP protocol too.
         for scheme in ("http://", "grpc://"):
             if url.startswith(scheme):
                 url = url[len(scheme) :]
         url = url.rstrip("/")
         host, _, port = url.rpartition(":")
-        if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
-            raise ValueError(f"TRITON_URL must look like host:port, got {self.triton_url!r}")
+        if not host or "," in host or "/" in host or not port.isdigit() or not 1 <= int(port) <= 65535:
+            raise ValueError(
+                f"TRITON_URL must look like host:port with TRITON_PROTOCOL=http (several servers or a "
+                f"dns:/// target need gRPC), got {self.triton_url!r}"
+            )
         self.triton_url = url
         return self

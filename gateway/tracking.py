@@ -1,6 +1,7 @@
 """The gateway's side of performance tracking: prediction log, response cache, drift and live quality.
 
-Writes to the SQLite log run on worker threads (each is an fsync), never on the event loop.
+Writes to the log (SQLite, or PostgreSQL shared by every replica) run on worker threads (each
+waits for its commit), never on the event loop.
 Live accuracy/F1 are read back from the shared log, so every gateway worker process exports the
 same figures; drift is computed over this process's recent predictions.
 """
@@ -42,6 +43,8 @@ class TrackingOptions:
     cache_ttl_s: float
     cache_max_entries: int
     drift_window: int
+    database_url: str | None = None  # PostgreSQL; when set, db_path is not used
+    pool_size: int = 4
 
 
 class TrackingMetrics:
@@ -96,7 +99,9 @@ class TrackingService:
         self, options: TrackingOptions, registry: CollectorRegistry, class_names: tuple[str, ...]
     ) -> None:
         self.options = options
-        self.tracker = PerformanceTracker(options.db_path, class_names)
+        self.tracker = PerformanceTracker(
+            options.database_url or options.db_path, class_names, pool_size=options.pool_size
+        )
         self.cache = ResponseCache(ttl_s=options.cache_ttl_s, max_entries=options.cache_max_entries)
         self.drift = DriftMonitor(options.drift_window)
         self.metrics = TrackingMetrics(registry)

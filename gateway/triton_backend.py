@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 from tritonclient.utils import InferenceServerException
+
+from tritonlink import TritonTarget, channel_args, parse_target
 
 TritonFailure = Literal["unavailable", "rejected", "timeout", "model_error"]
 
@@ -25,7 +28,19 @@ _UNAVAILABLE_MARKERS = (
     "unknown model",
     "not ready",
     "is not found",
+    # Triton shutting down: the python backend's stub is stopped under requests still queued.
+    "stub process",
+    "is not healthy",
+    "shutting down",
+    "socket closed",
+    "connection reset",
+    "rst_stream",
 )
+
+
+# Tries per call when the channel spans several servers: with two, the chance that three picks in a
+# row all land on the one going away is small, and each try is bounded by the request's deadline.
+_REPLICA_ATTEMPTS = 3
 
 
 class TritonError(Exception):
@@ -82,6 +97,9 @@ def classify_exception(exc: BaseException) -> TritonError:
         if (
             "UNAVAILABLE" in status
             or "NOT_FOUND" in status
+            # A server that shuts down cancels the RPCs it still holds (our own cancellations are
+            # re-raised before this point, so CANCELLED here is the server's).
+            or "CANCELLED" in status
             or any(m in message for m in _UNAVAILABLE_MARKERS)
         ):
             return TritonError("unavailable", "the model server is not available")
@@ -136,97 +154,146 @@ def _version_key(version: str) -> tuple[int, str]:
     return (int(version), "") if version.isdigit() else (-1, version)
 
 
-def grpc_channel_args() -> list[tuple[str, int]]:
-    """tritonclient's own channel defaults, plus a short reconnect backoff.
-
-    gRPC backs off reconnects exponentially (1 s, ×1.6 per failed attempt, up to 120 s): after a
-    Triton outage of a few seconds the gateway stayed unready for seconds after Triton was back.
-    Capped at 1 s, readiness returns within about a second whatever the outage lasted.
-    """
-    from tritonclient.grpc import KeepAliveOptions
-    from tritonclient.grpc._client import MAX_GRPC_MESSAGE_SIZE
-
-    keepalive = KeepAliveOptions()
-    return [
-        ("grpc.max_send_message_length", MAX_GRPC_MESSAGE_SIZE),
-        ("grpc.max_receive_message_length", MAX_GRPC_MESSAGE_SIZE),
-        ("grpc.keepalive_time_ms", keepalive.keepalive_time_ms),
-        ("grpc.keepalive_timeout_ms", keepalive.keepalive_timeout_ms),
-        ("grpc.keepalive_permit_without_calls", int(keepalive.keepalive_permit_without_calls)),
-        ("grpc.http2.max_pings_without_data", keepalive.http2_max_pings_without_data),
-        ("grpc.initial_reconnect_backoff_ms", 200),
-        ("grpc.min_reconnect_backoff_ms", 200),
-        ("grpc.max_reconnect_backoff_ms", 1000),
-    ]
-
-
 class TritonBackend:
-    """One long-lived asyncio client; the underlying channel reconnects by itself after a restart."""
+    """One long-lived asyncio client; the underlying channel reconnects by itself after a restart.
 
-    def __init__(self, url: str, protocol: Literal["grpc", "http"], model_name: str) -> None:
+    Over gRPC the channel may span several Triton servers (``tritonlink``: a list or a
+    ``dns:///`` target, balanced per request). Every ``max_connection_age_s`` a new channel
+    replaces it, so DNS is read again and new replicas join; the old one is closed only after
+    ``retire_after_s``, when every request it carried has finished or hit its deadline.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        protocol: Literal["grpc", "http"],
+        model_name: str,
+        *,
+        max_connection_age_s: float | None = None,
+        retire_after_s: float = 30.0,
+    ) -> None:
         self.url = url
         self.protocol = protocol
         self.model_name = model_name
+        self.max_connection_age_s = max_connection_age_s
+        self.retire_after_s = retire_after_s
         self._client: Any
+        self.target: TritonTarget | None = None
+        self._retiring: set[asyncio.Task[None]] = set()
         if protocol == "grpc":
             import tritonclient.grpc.aio as grpcclient
 
             self._module: Any = grpcclient
-            self._client = grpcclient.InferenceServerClient(url, channel_args=grpc_channel_args())
+            self.target = parse_target(url)
         else:
             import tritonclient.http.aio as httpclient
 
             self._module = httpclient
-            self._client = httpclient.InferenceServerClient(url)
+        self._client = self._new_client()
+        self._born = time.monotonic()
+        self.retries = 0  # inferences retried after an "unavailable" answer (several servers)
+
+    @property
+    def replicated(self) -> bool:
+        """True when the channel may reach several Triton servers (a list or a DNS name)."""
+        if self.target is None:
+            return False
+        return len(self.target.endpoints) > 1 or self.target.target.startswith("dns:")
+
+    def _new_client(self) -> Any:
+        if self.target is not None:
+            return self._module.InferenceServerClient(self.target.target, channel_args=channel_args())
+        return self._module.InferenceServerClient(self.url)
+
+    @property
+    def client(self) -> Any:
+        """The current client, renewed once it is older than ``max_connection_age_s`` (gRPC only)."""
+        age = self.max_connection_age_s
+        if self.protocol == "grpc" and age is not None and time.monotonic() - self._born > age:
+            old, self._client, self._born = self._client, self._new_client(), time.monotonic()
+            task = asyncio.get_running_loop().create_task(self._retire(old))
+            self._retiring.add(task)
+            task.add_done_callback(self._retiring.discard)
+        return self._client
+
+    async def _retire(self, client: Any) -> None:
+        try:
+            await asyncio.sleep(self.retire_after_s)
+        finally:
+            await client.close()
 
     async def close(self) -> None:
+        for task in list(self._retiring):
+            task.cancel()  # closes its client at once (the finally above)
+        await asyncio.gather(*self._retiring, return_exceptions=True)
         await self._client.close()
 
+    @property
+    def attempts(self) -> int:
+        """Calls per question: one server, once; several, up to 3 (each call may reach another one)."""
+        return _REPLICA_ATTEMPTS if self.replicated else 1
+
     async def server_ready(self, timeout_s: float = 2.0) -> bool:
-        try:
-            async with asyncio.timeout(timeout_s):
-                return bool(await self._client.is_server_ready())
-        except Exception:
-            return False
+        # With several servers a call reaches one of them; the gateway can serve when any is ready
+        # (a server that is shutting down answers "not ready" while its port is still open).
+        for _ in range(self.attempts):
+            try:
+                async with asyncio.timeout(timeout_s):
+                    if await self.client.is_server_ready():
+                        return True
+            except Exception:
+                continue
+        return False
 
     async def model_ready(self, timeout_s: float = 2.0) -> bool:
-        try:
-            async with asyncio.timeout(timeout_s):
-                return bool(await self._client.is_model_ready(self.model_name))
-        except Exception:
-            return False
+        for _ in range(self.attempts):
+            try:
+                async with asyncio.timeout(timeout_s):
+                    if await self.client.is_model_ready(self.model_name):
+                        return True
+            except Exception:
+                continue
+        return False
 
     async def model_versions(self, timeout_s: float = 2.0) -> tuple[str, ...]:
         """Loaded versions, cheap enough to poll: a change means the metadata must be read again."""
-        try:
-            async with asyncio.timeout(timeout_s):
-                metadata = await self._metadata()
-        except Exception as exc:
-            raise classify_exception(exc) from exc
+        for attempt in range(self.attempts):
+            try:
+                async with asyncio.timeout(timeout_s):
+                    metadata = await self._metadata()
+                break
+            except Exception as exc:
+                error = classify_exception(exc)
+                if error.kind != "unavailable" or attempt + 1 == self.attempts:
+                    raise error from exc
         return tuple(sorted((str(v) for v in metadata.get("versions") or []), key=_version_key))
 
     async def _metadata(self) -> dict[str, Any]:
         if self.protocol == "grpc":
-            result: dict[str, Any] = await self._client.get_model_metadata(self.model_name, as_json=True)
+            result: dict[str, Any] = await self.client.get_model_metadata(self.model_name, as_json=True)
         else:
-            result = await self._client.get_model_metadata(self.model_name)
+            result = await self.client.get_model_metadata(self.model_name)
         return result
 
     async def _config(self) -> dict[str, Any]:
         if self.protocol == "grpc":
-            response = await self._client.get_model_config(self.model_name, as_json=True)
+            response = await self.client.get_model_config(self.model_name, as_json=True)
             config: dict[str, Any] = response.get("config", {})
         else:
-            config = await self._client.get_model_config(self.model_name)
+            config = await self.client.get_model_config(self.model_name)
         return config
 
     async def model_info(self, timeout_s: float = 5.0) -> ModelInfo:
-        try:
-            async with asyncio.timeout(timeout_s):
-                metadata = await self._metadata()
-                config = await self._config()
-        except Exception as exc:
-            raise classify_exception(exc) from exc
+        for attempt in range(self.attempts):
+            try:
+                async with asyncio.timeout(timeout_s):
+                    metadata = await self._metadata()
+                    config = await self._config()
+                break
+            except Exception as exc:
+                error = classify_exception(exc)
+                if error.kind != "unavailable" or attempt + 1 == self.attempts:
+                    raise error from exc
         return parse_model_info(self.model_name, _jsonable(metadata), _jsonable(config))
 
     async def infer(self, images: np.ndarray, info: ModelInfo, timeout_s: float) -> tuple[np.ndarray, str]:
@@ -242,15 +309,30 @@ class TritonBackend:
             infer_input.set_data_from_numpy(images, binary_data=True)
             requested = module.InferRequestedOutput(info.output_name, binary_data=True)
             kwargs = {"timeout": int(timeout_s * 1_000_000)}  # Triton's own queue/compute timeout, in µs
-        try:
-            async with asyncio.timeout(timeout_s):
-                result = await self._client.infer(
-                    self.model_name, [infer_input], outputs=[requested], **kwargs
-                )
-        except asyncio.CancelledError:
-            raise  # the client went away: let the cancellation reach the RPC
-        except Exception as exc:
-            raise classify_exception(exc) from exc
+        # With several servers behind the channel, one that is going away (stopped, restarted,
+        # rescheduled) answers "unavailable" while its port is still open (Triton unloads its
+        # models before it closes the port); inference has no side effect, so it is tried again,
+        # within the same deadline: round_robin sends each try to the next server.
+        attempts = self.attempts
+        deadline = time.monotonic() + timeout_s
+        for attempt in range(attempts):
+            try:
+                async with asyncio.timeout(timeout_s):
+                    result = await self.client.infer(
+                        self.model_name, [infer_input], outputs=[requested], **kwargs
+                    )
+                break
+            except asyncio.CancelledError:
+                raise  # the client went away: let the cancellation reach the RPC
+            except Exception as exc:
+                error = classify_exception(exc)
+                remaining = deadline - time.monotonic()
+                if error.kind != "unavailable" or attempt + 1 == attempts or remaining < 0.05:
+                    raise error from exc
+                self.retries += 1
+                timeout_s = remaining
+                if self.protocol == "grpc":
+                    kwargs["client_timeout"] = remaining
         probabilities = result.as_numpy(info.output_name)
         if probabilities is None or probabilities.shape[0] != images.shape[0]:
             raise TritonError("model_error", "the model returned an unexpected output")

@@ -47,7 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--triton-url",
         default=os.environ.get("TRITON_GRPC_URL", "127.0.0.1:8001"),
-        help="Triton gRPC host:port (env TRITON_GRPC_URL)",
+        help="Triton gRPC host:port, several comma-separated, or a gRPC target such as "
+        "dns:///triton-headless:8001; batches are spread over the servers (env TRITON_GRPC_URL)",
     )
     parser.add_argument(
         "--model", default=os.environ.get("MODEL_NAME", "cats_dogs"), help="Triton model name"

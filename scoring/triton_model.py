@@ -10,6 +10,8 @@ import numpy as np
 import tritonclient.grpc.aio as grpcclient
 from tritonclient.utils import InferenceServerException
 
+from tritonlink import channel_args, parse_target
+
 
 @dataclass(frozen=True)
 class ModelInfo:
@@ -46,11 +48,15 @@ def parse_model_info(name: str, metadata: dict[str, Any], config: dict[str, Any]
 
 
 class TritonModel:
+    """``url``: one Triton (host:port), several (comma-separated) or a gRPC target such as
+    ``dns:///triton-headless:8001``: one channel, batches spread over the servers (round_robin)."""
+
     def __init__(self, url: str, model_name: str, *, timeout_s: float = 60.0) -> None:
         self.url = url
         self.model_name = model_name
         self.timeout_s = timeout_s
-        self.client = grpcclient.InferenceServerClient(url)
+        self.target = parse_target(url)
+        self.client = grpcclient.InferenceServerClient(self.target.target, channel_args=channel_args())
         self.info: ModelInfo | None = None
 
     async def connect(self) -> ModelInfo:

@@ -1,4 +1,4 @@
-"""Fixtures shared across test folders: the real Triton server, started once per session.
+"""Fixtures shared across test folders: the real Triton server and PostgreSQL, started once per session.
 
 It serves a tiny model exported with the export package's own functions, through the SAME launcher
 ``make triton`` uses (serving.triton), on free ports. The helpers behind it live in
@@ -14,8 +14,15 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent / "gateway"))
-from gateway_helpers import TritonFixture, build_repositories, tiny_classifier, triton_options
+from gateway_helpers import (
+    TritonFixture,
+    build_repositories,
+    free_port,
+    tiny_classifier,
+    triton_options,
+)
 
+from serving.postgres import PostgresCluster
 from serving.triton import TritonLauncher
 
 
@@ -30,3 +37,19 @@ def triton(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TritonFixture]:
         yield TritonFixture(launcher, repository, classifier)
     finally:
         launcher.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresCluster]:
+    """A real PostgreSQL server (Debian's package), throwaway, for the whole session.
+
+    Tests take a fresh database each (``postgres.create_database``), so none sees another's rows.
+    """
+    try:
+        cluster = PostgresCluster(free_port()).start()
+    except FileNotFoundError as exc:
+        pytest.fail(f"{exc} (.ci/run installs it)")
+    try:
+        yield cluster
+    finally:
+        cluster.stop()

@@ -1,4 +1,4 @@
-"""``PerformanceTracker``: the original design's API (section 5.3) over the durable SQLite log.
+"""``PerformanceTracker``: the original design's API (section 5.3) over the durable prediction log.
 
 tracker = get_tracker()
 tracker.log_prediction(prediction="cat", confidence=0.95, latency_ms=45.2, ground_truth="cat")
@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from tracking.stats import compute_stats
-from tracking.store import PredictionRecord, PredictionStore
+from tracking.store import PredictionRecord, open_store
 
 DEFAULT_DB = Path("run/predictions.db")
 _WINDOW = re.compile(r"^(\d+)\s*([smhdw])$")
@@ -36,9 +36,14 @@ def parse_window(text: str | None) -> float | None:
 
 
 class PerformanceTracker:
-    def __init__(self, db_path: Path = DEFAULT_DB, class_names: Sequence[str] = ()) -> None:
-        """``class_names``: the served model's labels; until they are known, the log's own classes."""
-        self.store = PredictionStore(db_path)
+    def __init__(
+        self, db_path: Path | str = DEFAULT_DB, class_names: Sequence[str] = (), *, pool_size: int = 4
+    ) -> None:
+        """``db_path``: a SQLite file or a ``postgresql://`` URL (``tracking.store.open_store``).
+
+        ``class_names``: the served model's labels; until they are known, the log's own classes.
+        """
+        self.store = open_store(db_path, pool_size=pool_size)
         self._class_names = tuple(class_names)
 
     @property
@@ -115,17 +120,24 @@ class PerformanceTracker:
         self.store.close()
 
 
-_trackers: dict[Path, PerformanceTracker] = {}
+_trackers: dict[str, PerformanceTracker] = {}
 
 
 def get_tracker(
     db_path: Path | str | None = None, class_names: Sequence[str] | None = None
 ) -> PerformanceTracker:
-    """One tracker per database file in this process (``TRACKING_DB`` env or run/predictions.db)."""
-    path = Path(db_path or os.environ.get("TRACKING_DB") or DEFAULT_DB).resolve()
-    tracker = _trackers.get(path)
+    """One tracker per database in this process.
+
+    Which one: ``db_path``, else ``TRACKING_DATABASE_URL`` (PostgreSQL), else ``TRACKING_DB``
+    (SQLite), else run/predictions.db.
+    """
+    location = str(
+        db_path or os.environ.get("TRACKING_DATABASE_URL") or os.environ.get("TRACKING_DB") or DEFAULT_DB
+    )
+    key = location if location.startswith(("postgresql://", "postgres://")) else str(Path(location).resolve())
+    tracker = _trackers.get(key)
     if tracker is None:
-        tracker = _trackers[path] = PerformanceTracker(path, class_names or ())
+        tracker = _trackers[key] = PerformanceTracker(key, class_names or ())
     elif class_names is not None:
         tracker.class_names = tuple(class_names)
     return tracker

@@ -191,3 +191,23 @@ def test_bad_arguments_exit_2_before_contacting_triton(
     # An unreachable Triton: these must be refused on their own, without waiting for a connection.
     assert main([*base, *extra, "--triton-url", f"127.0.0.1:{free_port()}"]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_several_triton_endpoints_one_of_them_down(
+    scoring_triton: TritonOptions, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A list of endpoints: batches go to the servers that answer; a dead one is skipped, not fatal."""
+    photos = write_photos(tmp_path / "in", 12)
+    out = tmp_path / "scores.csv"
+    argv = _args(scoring_triton, tmp_path / "in", out, "--batch-size", "4")
+    argv[argv.index("--triton-url") + 1] = f"127.0.0.1:{free_port()},{scoring_triton.grpc_url}"
+    assert main(argv) == 0, capsys.readouterr().err
+    assert len(_rows(out)) == len(photos)
+
+
+def test_a_malformed_triton_url_is_a_clear_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_photos(tmp_path / "in", 1)
+    argv = ["--input", str(tmp_path / "in"), "--output", str(tmp_path / "s.csv"), "--no-progress"]
+    assert main([*argv, "--triton-url", "triton-a,triton-b"]) == 2
+    err = capsys.readouterr().err
+    assert "a Triton address must be host:port" in err and "Traceback" not in err

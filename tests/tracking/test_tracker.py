@@ -12,8 +12,8 @@ from tracking.tracker import parse_window
 
 
 @pytest.fixture
-def tracker(tmp_path: Path) -> PerformanceTracker:
-    return PerformanceTracker(tmp_path / "p.db", ("cat", "dog"))
+def tracker(log_location: str) -> PerformanceTracker:
+    return PerformanceTracker(log_location, ("cat", "dog"))
 
 
 def test_stats_match_hand_computed_values(tracker: PerformanceTracker) -> None:
@@ -97,38 +97,39 @@ def test_snapshot_is_written_atomically_as_json(tracker: PerformanceTracker, tmp
 def test_retention_by_rows_and_age(tracker: PerformanceTracker) -> None:
     from tracking.store import PredictionRecord
 
+    # 10 s apart, so the age cut below stays between rows however slow 50 commits are here.
     now = time.time()
     for i in range(50):
         tracker.store.insert(
             PredictionRecord(
-                id=f"r{i}", predicted_class="cat", confidence=0.9, latency_ms=1, ts=now - 1000 + i
+                id=f"r{i}", predicted_class="cat", confidence=0.9, latency_ms=1, ts=now - 1000 + 10 * i
             )
         )
     assert tracker.store.apply_retention(max_age_s=None, max_rows=20) == 30
     assert tracker.store.count() == 20
     assert tracker.store.get("r49") is not None and tracker.store.get("r29") is None
-    assert tracker.store.apply_retention(max_age_s=1000 - 40 + 0.5, max_rows=None) == 10
+    assert tracker.store.apply_retention(max_age_s=1000 - 400 + 5, max_rows=None) == 10
     assert tracker.store.count() == 10
 
 
-def _writer(db: str, worker: int, n: int) -> None:
-    tracker = PerformanceTracker(Path(db), ("cat", "dog"))
+def _writer(location: str, worker: int, n: int) -> None:
+    tracker = PerformanceTracker(location, ("cat", "dog"))
     for i in range(n):
         rid = tracker.log_prediction("cat" if i % 2 else "dog", 0.8, 1.0, request_id=f"w{worker}-{i}")
         tracker.add_feedback(rid, "cat")
 
 
-def test_several_processes_write_without_losing_rows(tmp_path: Path) -> None:
-    db = tmp_path / "shared.db"
-    PerformanceTracker(db).close()
+def test_several_processes_write_without_losing_rows(log_location: str) -> None:
+    # Gateway workers (SQLite) or replicas (PostgreSQL) writing one log at once.
+    PerformanceTracker(log_location).close()
     ctx = multiprocessing.get_context("fork")
-    procs = [ctx.Process(target=_writer, args=(str(db), w, 40)) for w in range(4)]
+    procs = [ctx.Process(target=_writer, args=(log_location, w, 40)) for w in range(4)]
     for p in procs:
         p.start()
     for p in procs:
         p.join(60)
         assert p.exitcode == 0
-    stats = PerformanceTracker(db).get_current_stats()
+    stats = PerformanceTracker(log_location).get_current_stats()
     assert stats["counts"]["predictions"] == 160
     assert stats["counts"]["labelled"] == 160
     assert stats["quality"]["accuracy"] == pytest.approx(0.5)
@@ -151,11 +152,62 @@ def test_classification_report_handles_missing_class() -> None:
     assert report["per_class"]["dog"] == {"precision": 0.0, "recall": None, "f1": None, "support": 0}
 
 
-def test_labels_come_from_the_log_until_the_model_names_them(tmp_path: Path) -> None:
-    tracker = PerformanceTracker(tmp_path / "p.db")
+def test_labels_come_from_the_log_until_the_model_names_them(log_location: str) -> None:
+    tracker = PerformanceTracker(log_location)
     assert tracker.class_names == ()
     tracker.log_prediction("dog", 0.9, 1.0)
     tracker.log_prediction("cat", 0.9, 1.0)
     assert tracker.class_names == ("cat", "dog")
     tracker.class_names = ("cat", "dog", "rabbit")
     assert tracker.class_names == ("cat", "dog", "rabbit")
+
+
+def test_conflicting_labels_from_two_writers_at_once(log_location: str) -> None:
+    """Two replicas labelling one prediction together: exactly one label wins, the other is refused."""
+    import threading
+
+    PerformanceTracker(log_location, ("cat", "dog")).log_prediction("cat", 0.9, 1.0, request_id="r")
+    results: list[object] = []
+    barrier = threading.Barrier(2)
+
+    def label(name: str) -> None:
+        tracker = PerformanceTracker(log_location, ("cat", "dog"))
+        barrier.wait()
+        try:
+            results.append(tracker.add_feedback("r", name))
+        except ConflictingLabelError as exc:
+            results.append(exc.existing)
+        tracker.close()
+
+    threads = [threading.Thread(target=label, args=(n,)) for n in ("cat", "dog")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    stored = PerformanceTracker(log_location).store.get("r")
+    assert stored is not None
+    assert sorted(map(str, results)) == sorted(["True", stored["true_label"]])
+
+
+def test_a_log_without_correlation_id_gains_the_column(tmp_path: Path) -> None:
+    """A SQLite log written before the column existed is migrated in place, its rows kept."""
+    import sqlite3
+
+    from tracking.store import COLUMNS
+
+    db = tmp_path / "old.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute(
+            "CREATE TABLE predictions (id TEXT PRIMARY KEY, ts REAL NOT NULL, model_version TEXT,"
+            " predicted_class TEXT NOT NULL, confidence REAL NOT NULL, latency_ms REAL NOT NULL,"
+            " image_sha256 TEXT, image_bytes INTEGER, image_width INTEGER, image_height INTEGER,"
+            " brightness REAL, true_label TEXT, labelled_at REAL)"
+        )
+        conn.execute(
+            "INSERT INTO predictions (id, ts, predicted_class, confidence, latency_ms)"
+            " VALUES ('old', 1.0, 'cat', 0.9, 1.0)"
+        )
+    tracker = PerformanceTracker(db, ("cat", "dog"))
+    row = tracker.store.get("old")
+    assert row is not None and set(row) == {c[0] for c in COLUMNS}
+    assert tracker.add_feedback("old", "cat") is True
