@@ -157,13 +157,12 @@ def _versions_to_load(
     sizes = [facts.image_size] + [version_image_size(mdir, v) for v in older]
     count = loadable_count(sizes, options.num_versions)
     if count < min(options.num_versions, len(sizes)):
-        left_out, old_size = older[count - 1], sizes[count]
-        old = f"{old_size}px" if old_size else "another size"
+        left_out, old_size = older[count - 1], sizes[count] or "?"
         say(
-            f"input size changes {old} → {facts.image_size}px: Triton loads "
+            f"input size changes {old_size} → {facts.image_size}px: Triton loads "
             f"{'only the new version' if count == 1 else f'the newest {count} versions'} "
             f"(num_versions {options.num_versions} would also load version {left_out}, which takes "
-            f"{old} and would fail the new warm-up); `make rollback` serves it again at its own size"
+            f"{old_size}px and would fail the new warm-up); `make rollback` serves it again at its size"
         )
     return count
 
