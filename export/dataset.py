@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from export.contract import DEFAULT_CACHE, DEFAULT_MANIFEST
-from imaging import load_for_model
+from imaging import ImageError, load_for_model
 from training.data import cache_path, load_manifest
 from training.transforms import CLASS_NAMES
 
@@ -24,13 +24,23 @@ class LabelledImages:
     labels: np.ndarray  # int64 [N], index into class_names
     source: str  # where they came from, for messages
     original_sizes: np.ndarray | None = None  # int [N, 2] (width, height) before resizing, when known
+    sha256: tuple[str, ...] | None = None  # manifest identity of each image, when it came from one
 
     def __len__(self) -> int:
         return len(self.images)
 
+    @property
+    def image_size(self) -> int:
+        return int(self.images.shape[1])
+
     def head(self, n: int) -> LabelledImages:
         sizes = None if self.original_sizes is None else self.original_sizes[:n]
-        return LabelledImages(self.images[:n], self.labels[:n], self.source, sizes)
+        keys = None if self.sha256 is None else self.sha256[:n]
+        return LabelledImages(self.images[:n], self.labels[:n], self.source, sizes, keys)
+
+
+class MissingImagesError(RuntimeError):
+    """Images of a split are not available at the size asked for (no cache entry, no source file)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -62,6 +72,7 @@ def load_split(
     images: list[np.ndarray] = []
     labels: list[int] = []
     sizes: list[tuple[int, int]] = []
+    keys: list[str] = []
     for row in rows:
         if limit is not None and len(images) >= limit:
             break
@@ -74,6 +85,7 @@ def load_split(
         images.append(array)
         labels.append(class_names.index(row["label"]))
         sizes.append((_int(row.get("width")), _int(row.get("height"))))
+        keys.append(row["sha256"])
     if not images:
         return None
     return LabelledImages(
@@ -81,6 +93,50 @@ def load_split(
         np.asarray(labels, dtype=np.int64),
         f"{split} split of {loc.manifest} (cache {image_size})",
         np.asarray(sizes, dtype=np.int64),
+        tuple(keys),
+    )
+
+
+def same_images_at(
+    data: LabelledImages, image_size: int, location: DataLocation | None = None
+) -> LabelledImages:
+    """The very images of ``data`` at another model's ``image_size``, in the same order.
+
+    Each comes from the preprocess cache at that size, else from its source file through
+    ``imaging.load_for_model`` (what training.evaluate does for a champion of another size), so
+    two models of different input sizes are measured on the same photos.
+    """
+    if image_size == data.image_size:
+        return data
+    if data.sha256 is None:
+        raise MissingImagesError(f"{data.source}: the images carry no manifest identity to reload them by")
+    from training.ingest import INGEST_LIMITS
+
+    loc = location or DataLocation()
+    paths = {row["sha256"]: row.get("path", "") for row in _manifest_rows(loc.manifest)}
+    images: list[np.ndarray] = []
+    for sha in data.sha256:
+        cached = cache_path(loc.cache_dir, image_size, sha)
+        if cached.is_file():
+            images.append(np.load(cached))
+            continue
+        source = Path(paths.get(sha) or "")
+        if not source.is_file():
+            raise MissingImagesError(
+                f"image {sha[:12]} has neither a {image_size}px cache entry in {loc.cache_dir} nor a "
+                f"readable source file ({source}); run "
+                f"`python -m training.data preprocess --image-size {image_size}`"
+            )
+        try:
+            images.append(load_for_model(source.read_bytes(), image_size, limits=INGEST_LIMITS))
+        except ImageError as exc:
+            raise MissingImagesError(f"{source}: {exc.detail}") from exc
+    return LabelledImages(
+        np.stack(images),
+        data.labels,
+        f"{data.source}, reloaded at {image_size}px",
+        data.original_sizes,
+        data.sha256,
     )
 
 

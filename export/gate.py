@@ -1,8 +1,12 @@
 """Promotion gate: a model reaches the repository only if it is good enough and no worse than the served one.
 
 Test metrics come from running the exported ONNX file on the manifest's test split from the
-preprocess cache — the gate measures exactly what will be served. Without a cached test split it
-falls back to the MLflow run's ``test_accuracy``; with neither it refuses unless forced.
+preprocess cache — the gate measures exactly what will be served. The served version's ONNX file
+is measured again on the same test images (at its own input size), so a retrain on new data is
+compared like for like, never with a figure the served model earned on another data set.
+Without a cached test split it falls back to the MLflow run's ``test_accuracy`` and the served
+version's recorded one, and says that these may come from different images; with neither it
+refuses unless forced.
 """
 
 from __future__ import annotations
@@ -13,7 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from export.contract import INPUT_NAME
-from export.dataset import LabelledImages
+from export.dataset import DataLocation, LabelledImages, MissingImagesError, same_images_at
+from export.metadata import read_onnx_metadata
 from export.onnx_export import session
 
 EVAL_BATCH = 64
@@ -58,6 +63,29 @@ def measure(onnx_path: Path | bytes, data: LabelledImages, num_classes: int = 2)
 
 
 @dataclass(frozen=True)
+class Served:
+    """The served version as the gate compares against it."""
+
+    version: int
+    accuracy: float | None  # None: it could not be measured (``basis`` says why)
+    basis: str  # how ``accuracy`` was obtained, quoted in the gate's output
+
+
+def remeasure_served(
+    onnx_path: Path, version: int, test: LabelledImages, location: DataLocation, num_classes: int = 2
+) -> Served:
+    """The served version's ONNX file run now on the candidate's test images, at its own input size."""
+    try:
+        size = int(read_onnx_metadata(onnx_path).get("image_size", "0"))
+        images = same_images_at(test, size or test.image_size, location)
+        accuracy = measure(onnx_path, images, num_classes).accuracy
+    except (OSError, ValueError, MissingImagesError) as exc:
+        return Served(version, None, f"it could not be measured on the same test images: {exc}")
+    at = f", it at its own {size}px" if size and size != test.image_size else ""
+    return Served(version, accuracy, f"both measured now on the same {len(test)} test images{at}")
+
+
+@dataclass(frozen=True)
 class GateDecision:
     passed: bool
     reasons: tuple[str, ...]
@@ -67,13 +95,7 @@ class GateDecision:
         return "; ".join(self.reasons)
 
 
-def decide(
-    metrics: Metrics | None,
-    *,
-    min_accuracy: float,
-    served_accuracy: float | None,
-    served_version: int | None,
-) -> GateDecision:
+def decide(metrics: Metrics | None, *, min_accuracy: float, served: Served | None) -> GateDecision:
     """Pure decision, so every branch is testable without a model."""
     if metrics is None:
         return GateDecision(
@@ -91,15 +113,21 @@ def decide(
         reasons.append(f"test accuracy {metrics.accuracy:.4f} is below the floor {min_accuracy:.4f}")
     else:
         reasons.append(f"test accuracy {metrics.accuracy:.4f} >= floor {min_accuracy:.4f}")
-    if served_accuracy is not None:
-        if metrics.accuracy < served_accuracy:
+    if served is not None:
+        if served.accuracy is None:
+            # No like-for-like figure: refusing is safer than comparing with another data set's.
+            passed = False
+            reasons.append(f"cannot compare with served version {served.version}: {served.basis}")
+        elif metrics.accuracy < served.accuracy:
             passed = False
             reasons.append(
-                f"test accuracy {metrics.accuracy:.4f} is below the served version {served_version}'s "
-                f"{served_accuracy:.4f}"
+                f"test accuracy {metrics.accuracy:.4f} is below the served version {served.version}'s "
+                f"{served.accuracy:.4f} ({served.basis})"
             )
         else:
-            reasons.append(f"not worse than served version {served_version} ({served_accuracy:.4f})")
+            reasons.append(
+                f"not worse than served version {served.version} ({served.accuracy:.4f}; {served.basis})"
+            )
     return GateDecision(passed, tuple(reasons), metrics)
 
 

@@ -26,19 +26,20 @@ from export.contract import (
     model_dir,
 )
 from export.dataset import DataLocation, LabelledImages, load_split, parity_images, synthetic_images
-from export.metadata import (
-    ModelFacts,
-    current_git_sha,
-    labels_text,
-    read_onnx_metadata,
-    utc_now,
-    write_onnx_metadata,
-)
+from export.metadata import ModelFacts, current_git_sha, labels_text, utc_now, write_onnx_metadata
 from export.onnx_export import export_onnx, verify_contract
 from export.parity import MIN_IMAGES, ParityReport, check_parity
 from export.source import ModelSource
 from export.triton_config import ServingOptions, build_config, set_parameters, write_config
-from export.versions import VersionLog, VersionRecord, next_version, served_version
+from export.versions import (
+    VersionLog,
+    VersionRecord,
+    loadable_count,
+    next_version,
+    served_version,
+    version_dirs,
+    version_image_size,
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -101,12 +102,25 @@ def _gate(
         if test is not None
         else gate.mlflow_metrics(source.mlflow_run_id)
     )
-    served = served_version(mdir, log)
-    record = log.get(served) if served is not None else None
-    served_accuracy = record.test_metrics.get("test_accuracy") if record is not None else None
-    return gate.decide(
-        metrics, min_accuracy=req.min_accuracy, served_accuracy=served_accuracy, served_version=served
-    )
+    version = served_version(mdir, log)
+    served: gate.Served | None = None
+    if version is not None and test is not None:
+        # The served version's recorded figure may come from another data set (a retrain on new
+        # photos): measure it again on the candidate's test images, as training.evaluate does.
+        served = gate.remeasure_served(
+            mdir / str(version) / ONNX_FILENAME, version, test, req.data, num_classes
+        )
+    elif version is not None:
+        record = log.get(version)
+        recorded = record.test_metrics.get("test_accuracy") if record is not None else None
+        if recorded is not None:
+            served = gate.Served(
+                version,
+                recorded,
+                "recorded figures, not re-measured: without a cached test split the two may come "
+                "from different images",
+            )
+    return gate.decide(metrics, min_accuracy=req.min_accuracy, served=served)
 
 
 def refresh_artifacts(repository: Path, version: int, artifact_dir: Path) -> None:
@@ -131,20 +145,26 @@ def _write_artifacts(version_dir: Path, artifact_dir: Path, record: VersionRecor
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def _warn_on_shape_change(mdir: Path, log: VersionLog, facts: ModelFacts, say: Callable[[str], None]) -> None:
-    """One config describes every loaded version; an input-size change leaves the older one unusable."""
-    served = served_version(mdir, log)
-    if served is None:
-        return
-    try:
-        old_size = int(read_onnx_metadata(mdir / str(served) / ONNX_FILENAME).get("image_size", "0"))
-    except (OSError, ValueError):
-        return
-    if old_size and old_size != facts.image_size:
+def _versions_to_load(
+    mdir: Path, facts: ModelFacts, options: ServingOptions, say: Callable[[str], None]
+) -> int:
+    """``num_versions`` for the new config: the new version plus older ones of the same input size.
+
+    An input-size change would otherwise keep an older version loaded whose shape the config no
+    longer describes: its warm-up fails and Triton does not start.
+    """
+    older = list(reversed(version_dirs(mdir)))
+    sizes = [facts.image_size] + [version_image_size(mdir, v) for v in older]
+    count = loadable_count(sizes, options.num_versions)
+    if count < min(options.num_versions, len(sizes)):
+        left_out, old_size = older[count - 1], sizes[count] or "?"
         say(
-            f"warning: input size changes {old_size} → {facts.image_size}px; version {served} stays loaded "
-            "(num_versions) but only the new version accepts the new shape. Rollback restores the old shape."
+            f"input size changes {old_size} → {facts.image_size}px: Triton loads "
+            f"{'only the new version' if count == 1 else f'the newest {count} versions'} "
+            f"(num_versions {options.num_versions} would also load version {left_out}, which takes "
+            f"{old_size}px and would fail the new warm-up); `make rollback` serves it again at its size"
         )
+    return count
 
 
 def already_served(source: ModelSource, repository: Path) -> int | None:
@@ -184,7 +204,6 @@ def run_export(source: ModelSource, req: ExportRequest, say: Callable[[str], Non
         parity = check_parity(source.model, onnx_path, checks.images)
         say(f"{parity} [{checks.source}]")
 
-        _warn_on_shape_change(mdir, versions, facts, say)
         test = load_split("test", size, location=req.data, class_names=class_names)
         decision = _gate(onnx_path, test, source, req, mdir, versions)
         if not decision.passed and not req.force:
@@ -217,6 +236,7 @@ def run_export(source: ModelSource, req: ExportRequest, say: Callable[[str], Non
         baseline_stats.write(stats, vdir / BASELINE_FILENAME)
 
         config = build_config(facts, req.serving)
+        config.version_policy.latest.num_versions = _versions_to_load(mdir, facts, req.serving, say)
         set_parameters(config, baseline_stats.as_parameter(stats))
         write_config(config, staging / CONFIG_FILENAME)
         (staging / LABELS_FILENAME).write_text(labels_text(class_names))
@@ -243,6 +263,7 @@ def run_export(source: ModelSource, req: ExportRequest, say: Callable[[str], Non
                 forced=not decision.passed,
             )
         )
+        versions.num_versions = req.serving.num_versions
         versions.save()
     finally:
         shutil.rmtree(staging, ignore_errors=True)

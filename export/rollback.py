@@ -4,7 +4,8 @@ What it does, in order, and says so:
 1. moves the newest version directory of the canonical repository out of it (into
    ``artifacts/retired_versions/``, restorable) and marks it rolled back in versions.json;
 2. rewrites the canonical config's ``parameters`` to describe the version now served (read from
-   that version's ONNX metadata), and regenerates the derived CPU repository with its options kept;
+   that version's ONNX metadata) — its input shape, and which versions Triton loads: only those of
+   that shape —, and regenerates the derived CPU repository with its options kept;
 3. moves the MLflow alias ``champion`` back to the MLflow version mapped to the version now served.
 
 A local Triton serving the default CPU repository (``make triton`` / ``make up``) is told to load the
@@ -36,7 +37,14 @@ from export.cpu_repository import CpuOptions
 from export.live import reload_if_serving
 from export.metadata import ModelFacts, read_onnx_metadata, utc_now
 from export.triton_config import describe_version, read_config, set_parameters, write_config
-from export.versions import VersionLog, VersionRecord, served_version, version_dirs
+from export.versions import (
+    VersionLog,
+    VersionRecord,
+    loadable_count,
+    served_version,
+    version_dirs,
+    version_image_size,
+)
 from imaging.cli import ArgumentParser
 from training.registry import CHAMPION, REGISTERED_MODEL_NAME
 
@@ -100,6 +108,10 @@ def rollback_repository(
     shutil.move(str(mdir / str(newest)), str(retired_to))
     config = read_config(mdir / CONFIG_FILENAME)
     describe_version(config, facts)
+    # Load only the versions that take the restored shape (see export.versions.loadable_count).
+    wanted = log.num_versions or config.version_policy.latest.num_versions or 1
+    sizes = [version_image_size(mdir, v) for v in reversed(version_dirs(mdir))]
+    config.version_policy.latest.num_versions = loadable_count(sizes, wanted)
     baseline = baseline_stats.read(mdir / str(previous) / BASELINE_FILENAME)
     if baseline is not None:
         set_parameters(config, baseline_stats.as_parameter(baseline))

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from export.contract import VERSIONS_FILENAME
+from export.contract import ONNX_FILENAME, VERSIONS_FILENAME
 
 
 @dataclass(kw_only=True)
@@ -38,6 +38,9 @@ class VersionRecord:
 class VersionLog:
     path: Path
     records: list[VersionRecord] = field(default_factory=list)
+    # How many versions the export asked Triton to keep loaded; the config may load fewer after an
+    # input-size change (see loadable_count), and a rollback needs the number asked for.
+    num_versions: int | None = None
 
     @classmethod
     def load(cls, model_dir: Path) -> VersionLog:
@@ -45,14 +48,17 @@ class VersionLog:
         if not path.is_file():
             return cls(path)
         data = json.loads(path.read_text())
-        return cls(path, [VersionRecord(**r) for r in data.get("versions", [])])
+        records = [VersionRecord(**r) for r in data.get("versions", [])]
+        return cls(path, records, data.get("num_versions"))
 
     def save(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        payload = {
+        payload: dict[str, Any] = {
             "comment": "Triton model version <-> MLflow model version; written by python -m export",
-            "versions": [asdict(r) for r in sorted(self.records, key=lambda r: r.triton_version)],
         }
+        if self.num_versions is not None:
+            payload["num_versions"] = self.num_versions
+        payload["versions"] = [asdict(r) for r in sorted(self.records, key=lambda r: r.triton_version)]
         tmp = self.path.with_name(self.path.name + ".tmp")
         tmp.write_text(json.dumps(payload, indent=2) + "\n")
         tmp.replace(self.path)
@@ -84,3 +90,30 @@ def served_version(model_dir: Path, log: VersionLog) -> int | None:
         if record is None or record.active:
             return version
     return None
+
+
+def loadable_count(sizes_newest_first: list[int | None], limit: int) -> int:
+    """How many of the newest versions Triton may load together: up to ``limit``, stopping at the
+    first version whose input size differs from the newest one's (``None``: unknown, so different).
+
+    One config describes every loaded version — input dims and the warm-up sample — so an older
+    version of another size fails its warm-up and, with ``--exit-on-error``, stops Triton at start-up.
+    """
+    if not sizes_newest_first:
+        return max(limit, 1)
+    newest, count = sizes_newest_first[0], 1
+    for size in sizes_newest_first[1:limit]:
+        if newest is None or size != newest:
+            break
+        count += 1
+    return count
+
+
+def version_image_size(model_dir: Path, version: int) -> int | None:
+    """The input size recorded in a version's ONNX metadata; None when it cannot be read."""
+    from export.metadata import read_onnx_metadata  # onnx loads only when a size is asked for
+
+    try:
+        return int(read_onnx_metadata(Path(model_dir) / str(version) / ONNX_FILENAME)["image_size"])
+    except (OSError, ValueError, KeyError):
+        return None

@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from training.models import MODEL_NAMES
+from training.models import MODEL_NAMES, check_pretrained
 from training.transforms import IMAGE_SIZE
 
 
@@ -30,7 +30,10 @@ class TrainConfig:
     model: str = "simple_cnn"
     width: int = 32  # channels of the first stage (simple_cnn / improved_cnn)
     dropout_rate: float = 0.3
-    pretrained: bool | str = False  # resnet18 only: True (torch hub cache) or a weights file
+    # ImageNet weights (resnet18, mobilenet_v3_small, efficientnet_b0): `imagenet` (or true) downloads
+    # torchvision's file into the torch hub cache, hash-checked; an http(s) URL whose file name carries
+    # its sha256 prefix (a mirror); or a local weights file. False trains from scratch.
+    pretrained: bool | str = False
     image_size: int = IMAGE_SIZE  # must match the preprocess cache (`data/cache/<image_size>/`)
 
     # --- optimisation
@@ -81,6 +84,8 @@ class TrainConfig:
         problems: list[str] = []
         if self.model not in MODEL_NAMES:
             problems.append(f"model: {self.model!r} is not one of {', '.join(MODEL_NAMES)}")
+        elif problem := check_pretrained(self.model, self.pretrained):
+            problems.append(f"pretrained: {problem}")
         if self.optimizer not in ("adamw", "sgd"):
             problems.append(f"optimizer: {self.optimizer!r} is not one of adamw, sgd")
         if self.scheduler not in ("cosine", "onecycle", "constant"):

@@ -7,8 +7,12 @@ module that is trained, evaluated and exported takes the uint8 NHWC contract dir
 from __future__ import annotations
 
 import itertools
+import re
+import sys
 from collections.abc import Callable
 from pathlib import Path
+from urllib.error import URLError
+from urllib.parse import urlparse
 
 import torch
 from torch import nn
@@ -82,42 +86,150 @@ class ImprovedCNN(nn.Module):
         return self.head(self.stages(self.stem(x)))
 
 
-def _resnet18(num_classes: int, dropout_rate: float, pretrained: bool | str | Path) -> nn.Module:
-    from torchvision.models import ResNet18_Weights, resnet18
+# ImageNet weights: `pretrained: imagenet` (or `true`) fetches torchvision's own file for the model.
+IMAGENET = "imagenet"
+# torchvision's Weights enum per model; the URL's file name carries the first digits of its sha256.
+_TORCHVISION_WEIGHTS: dict[str, tuple[str, str]] = {
+    "resnet18": ("ResNet18_Weights", "IMAGENET1K_V1"),
+    "mobilenet_v3_small": ("MobileNet_V3_Small_Weights", "IMAGENET1K_V1"),
+    "efficientnet_b0": ("EfficientNet_B0_Weights", "IMAGENET1K_V1"),
+}
+PRETRAINED_MODELS: tuple[str, ...] = tuple(_TORCHVISION_WEIGHTS)
+_HASHED_NAME = re.compile(r"-[a-f0-9]{8,}\.[A-Za-z0-9]+$")
 
-    model = resnet18(weights=None)
-    if pretrained:
-        model.load_state_dict(_imagenet_state_dict(pretrained, ResNet18_Weights.IMAGENET1K_V1.url))
-    model.fc = nn.Sequential(nn.Dropout(dropout_rate), nn.Linear(model.fc.in_features, num_classes))
-    return model
+
+class PretrainedWeightsError(RuntimeError):
+    """ImageNet weights that could not be found, downloaded or verified; the message says what to do."""
 
 
-def _imagenet_state_dict(pretrained: bool | str | Path, url: str) -> dict[str, torch.Tensor]:
-    """ImageNet weights from a given file or the torch hub cache; never a silent random init."""
-    if isinstance(pretrained, str | Path):
+def imagenet_weights_url(name: str) -> str:
+    """torchvision's download URL for ``name``'s ImageNet weights."""
+    import torchvision.models
+
+    enum_name, member = _TORCHVISION_WEIGHTS[name]
+    url: str = getattr(getattr(torchvision.models, enum_name), member).url
+    return url
+
+
+def is_weights_url(value: str) -> bool:
+    return value.startswith(("http://", "https://"))
+
+
+def check_pretrained(name: str, pretrained: bool | str | Path) -> str | None:
+    """Why ``pretrained`` cannot work for model ``name`` (None when it can); no file access."""
+    if not pretrained:
+        return None
+    if name not in PRETRAINED_MODELS:
+        return f"pretrained weights exist only for {', '.join(PRETRAINED_MODELS)}, not {name!r}"
+    if isinstance(pretrained, str) and is_weights_url(pretrained):
+        file_name = Path(urlparse(pretrained).path).name
+        if not _HASHED_NAME.search(file_name):
+            # torch.hub verifies a download only against the hash in its file name; without one,
+            # whatever the server sends would be trained on unchecked.
+            return (
+                f"pretrained URL {pretrained!r}: the file name must carry its sha256 prefix "
+                "(like torchvision's resnet18-f37072fd.pth) so the download can be verified"
+            )
+    return None
+
+
+def _weights_folder() -> Path:
+    return Path(torch.hub.get_dir()) / "checkpoints"
+
+
+def imagenet_state_dict(name: str, pretrained: bool | str | Path) -> dict[str, torch.Tensor]:
+    """ImageNet weights for ``name``: a local file, or a download into the torch hub cache.
+
+    ``pretrained`` is ``True``/``"imagenet"`` (torchvision's URL), another ``http(s)://`` URL whose
+    file name carries its sha256 prefix (a mirror), or a file path. A download goes through
+    ``torch.hub.load_state_dict_from_url(check_hash=True)``, torchvision's own cache and hash check.
+    Never a silent random init: every failure raises :class:`PretrainedWeightsError`.
+    """
+    problem = check_pretrained(name, pretrained)
+    if problem:
+        raise PretrainedWeightsError(problem)
+    if isinstance(pretrained, Path) or (
+        isinstance(pretrained, str) and pretrained != IMAGENET and not is_weights_url(pretrained)
+    ):
         path = Path(pretrained)
-    else:
-        path = Path(torch.hub.get_dir()) / "checkpoints" / Path(url).name
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"pretrained weights not found at {path}. Download {url} into "
-            f"{Path(torch.hub.get_dir()) / 'checkpoints'} (torch hub cache) or pass the file path "
-            "as pretrained=<path> (training config: pretrained: <path>)."
+        if not path.is_file():
+            raise PretrainedWeightsError(
+                f"pretrained weights file not found: {path}. Set pretrained: {IMAGENET} to download "
+                f"{imagenet_weights_url(name)} into {_weights_folder()}, or give the path of that file."
+            )
+        state: dict[str, torch.Tensor] = torch.load(path, map_location="cpu", weights_only=True)
+        return state
+    url = (
+        pretrained
+        if isinstance(pretrained, str) and is_weights_url(pretrained)
+        else imagenet_weights_url(name)
+    )
+    folder = _weights_folder()
+    file_name = Path(urlparse(url).path).name
+    if not (folder / file_name).is_file():
+        print(f"downloading {url} into {folder} (sha256 checked)", file=sys.stderr, flush=True)
+    try:
+        state = torch.hub.load_state_dict_from_url(
+            url,
+            model_dir=str(folder),
+            map_location="cpu",
+            progress=sys.stderr.isatty(),
+            check_hash=True,
+            weights_only=True,
         )
-    state: dict[str, torch.Tensor] = torch.load(path, map_location="cpu", weights_only=True)
+    except (URLError, OSError) as exc:  # HTTPError is both; no network, DNS, refused, 404 …
+        reason = getattr(exc, "reason", None) or exc
+        raise PretrainedWeightsError(
+            f"cannot download the ImageNet weights for {name} ({reason}). Offline? Download {url} "
+            f"on a machine with internet and put the file, named {file_name}, in {folder} "
+            "(the torch hub cache; TORCH_HOME moves it), or set pretrained: <path of the file>."
+        ) from exc
+    except RuntimeError as exc:
+        if "invalid hash value" not in str(exc):
+            raise
+        raise PretrainedWeightsError(
+            f"{url}: the download does not match the sha256 prefix in its name ({exc}); "
+            f"nothing was kept in {folder}."
+        ) from exc
     return state
 
 
+def _torchvision_network(
+    name: str, num_classes: int, dropout_rate: float, pretrained: bool | str | Path
+) -> nn.Module:
+    """A torchvision network with ImageNet weights (when asked) and a fresh ``num_classes`` head."""
+    import torchvision.models
+
+    model: nn.Module = getattr(torchvision.models, name)(weights=None)
+    if pretrained:
+        # The whole 1000-class state dict loads strictly first, so a wrong file cannot half-load.
+        model.load_state_dict(imagenet_state_dict(name, pretrained))
+    # The last Linear layer (in module order) is the 1000-class output of all three networks.
+    in_features = [m for m in model.modules() if isinstance(m, nn.Linear)][-1].in_features
+    dropout, linear = nn.Dropout(dropout_rate), nn.Linear(in_features, num_classes)
+    classifier = model.get_submodule("fc" if name == "resnet18" else "classifier")
+    if name == "mobilenet_v3_small" and isinstance(classifier, nn.Sequential):
+        # Keep the pretrained 576→1024 projection; replace only its dropout and the last layer.
+        classifier[2], classifier[3] = dropout, linear
+    else:
+        setattr(model, "fc" if name == "resnet18" else "classifier", nn.Sequential(dropout, linear))
+    return model
+
+
+def _scratch(cls: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+    return lambda num_classes, dropout_rate, pretrained, **kw: cls(num_classes, dropout_rate, **kw)
+
+
+def _torchvision(name: str) -> Callable[..., nn.Module]:
+    return lambda num_classes, dropout_rate, pretrained, **kw: _torchvision_network(
+        name, num_classes, dropout_rate, pretrained
+    )
+
+
 _MODELS: dict[str, Callable[..., nn.Module]] = {
-    "simple_cnn": lambda num_classes, dropout_rate, pretrained, **kw: SimpleCNN(
-        num_classes, dropout_rate, **kw
-    ),
-    "improved_cnn": lambda num_classes, dropout_rate, pretrained, **kw: ImprovedCNN(
-        num_classes, dropout_rate, **kw
-    ),
-    "resnet18": lambda num_classes, dropout_rate, pretrained, **kw: _resnet18(
-        num_classes, dropout_rate, pretrained
-    ),
+    "simple_cnn": _scratch(SimpleCNN),
+    "improved_cnn": _scratch(ImprovedCNN),
+    **{name: _torchvision(name) for name in PRETRAINED_MODELS},
 }
 MODEL_NAMES: tuple[str, ...] = tuple(_MODELS)
 
@@ -132,8 +244,8 @@ def get_model(
     """A network on normalised float NCHW input (see :class:`PetClassifier` for the uint8 contract)."""
     if name not in _MODELS:
         raise ValueError(f"unknown model {name!r}; choose one of: {', '.join(MODEL_NAMES)}")
-    if pretrained and name != "resnet18":
-        raise ValueError(f"pretrained weights exist only for resnet18, not {name!r}")
+    if pretrained and name not in PRETRAINED_MODELS:
+        raise ValueError(check_pretrained(name, pretrained))
     return _MODELS[name](num_classes=num_classes, dropout_rate=dropout_rate, pretrained=pretrained, **kwargs)
 
 

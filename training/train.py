@@ -34,7 +34,7 @@ from training.checkpoint import CheckpointMeta, save_checkpoint
 from training.config import ConfigError, TrainConfig, load_config
 from training.dataset import CachedImageDataset, DataError, file_sha256, load_split
 from training.metrics import classification_metrics, flat_metrics, plot_confusion_matrix, plot_training_curves
-from training.models import PetClassifier, get_model
+from training.models import PetClassifier, PretrainedWeightsError, get_model
 from training.transforms import CLASS_NAMES, MEAN, STD, TrainTransform, mix_batch
 
 CHECKPOINT_NAME = "last.pt"
@@ -347,15 +347,16 @@ def train(cfg: TrainConfig) -> TrainResult:
     device = resolve_device(cfg.device)
     use_amp = cfg.amp and device.type == "cuda"
 
-    manifest = Path(cfg.manifest)
-    train_loader, val_loader = make_loaders(cfg)
-    manifest_sha = file_sha256(manifest)
-
+    # The network first: missing pretrained weights fail before the data is read.
     model_kwargs: dict[str, Any] = {"num_classes": len(CLASS_NAMES), "dropout_rate": cfg.dropout_rate}
     if cfg.model in ("simple_cnn", "improved_cnn"):
         model_kwargs["width"] = cfg.width
     network = get_model(cfg.model, pretrained=cfg.pretrained, **model_kwargs)
     model = PetClassifier(network, MEAN, STD).to(device)
+
+    manifest = Path(cfg.manifest)
+    train_loader, val_loader = make_loaders(cfg)
+    manifest_sha = file_sha256(manifest)
 
     steps_per_epoch = len(train_loader)
     if cfg.max_train_batches:
@@ -547,7 +548,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except (DataError, FileNotFoundError) as exc:
+    except (DataError, FileNotFoundError, PretrainedWeightsError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

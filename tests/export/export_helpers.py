@@ -59,8 +59,12 @@ def untrained_model(seed: int = 0) -> PetClassifier:
 
 
 def trained_model(epochs: int = 8) -> PetClassifier:
-    model = untrained_model(0)
     images, labels = stripes(256, seed=0)
+    return fit(untrained_model(0), images, labels, epochs)
+
+
+def fit(model: PetClassifier, images: np.ndarray, labels: np.ndarray, epochs: int = 8) -> PetClassifier:
+    """A few epochs of Adam on uint8 NHWC images (any size: the network pools globally)."""
     x, y = torch.from_numpy(images), torch.from_numpy(labels)
     optimiser = torch.optim.Adam(model.parameters(), lr=1e-2)
     generator = torch.Generator().manual_seed(0)
@@ -149,3 +153,42 @@ def register(
     for alias in aliases:
         client.set_registered_model_alias(REGISTERED_MODEL_NAME, alias, version.version)
     return str(version.version)
+
+
+def write_new_photos(root: Path, n: int, *, size: int = 64, seed: int = 500, mislabel_every: int = 7) -> Path:
+    """``root/cat`` + ``root/dog`` PNG photos the served stripes model gets wrong: a new data set.
+
+    The classes are the stripes swapped ('cat' = vertical), and every ``mislabel_every``-th photo sits
+    in the wrong folder, as in real shelter data: a model trained on it scores well below 1.0, the
+    stripes model trained on the other set scores near 0 on it.
+    """
+    from PIL import Image
+
+    images, labels = stripes(n, size=size, seed=seed)
+    for i, (image, label) in enumerate(zip(images, labels, strict=True)):
+        is_cat = bool(label == 1) != (i % mislabel_every == 0)  # swapped, and some mislabelled
+        folder = root / ("cat" if is_cat else "dog")
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image).save(folder / f"photo_{i:04d}.png")
+    return root
+
+
+def ingest_and_preprocess(photos: Path, root: Path, image_size: int) -> DataLocation:
+    """The real data CLI, as ``make up DATA_DIR=…`` runs it: ingest the folder, cache it at ``image_size``."""
+    from training import data
+
+    manifest, cache = root / "manifest.csv", root / "cache"
+    args = ["--quiet", "ingest", "--source", str(photos), "--manifest", str(manifest)]
+    assert data.main([*args, "--rejects", str(root / "rejects.csv"), "--workers", "1"]) == 0
+    args = ["--quiet", "preprocess", "--manifest", str(manifest), "--cache-dir", str(cache)]
+    assert data.main([*args, "--image-size", str(image_size), "--workers", "1"]) == 0
+    return DataLocation(manifest=manifest, cache_dir=cache)
+
+
+def train_on(location: DataLocation, image_size: int, epochs: int = 10) -> PetClassifier:
+    """A tiny model trained on the cached train split of ``location`` at ``image_size``."""
+    from export.dataset import load_split
+
+    train = load_split("train", image_size, location=location)
+    assert train is not None
+    return fit(untrained_model(3), train.images, train.labels, epochs)

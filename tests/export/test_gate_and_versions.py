@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
-from export_helpers import Models, register, source
+from export_helpers import Models, ingest_and_preprocess, register, source, train_on, write_new_photos
 
 from export import gate
 from export.cli import default_min_accuracy, main
 from export.contract import DEFAULT_MIN_ACCURACY
 from export.cpu_repository import CpuOptions
-from export.dataset import DataLocation
+from export.dataset import DataLocation, LabelledImages
 from export.pipeline import ExportRequest, run_export
 from export.triton_config import read_config
 from export.versions import VersionLog, version_dirs
+from imaging import load_for_model
+from training.transforms import CLASS_NAMES
 
 
 def _request(root: Path, data: DataLocation, **kw: object) -> ExportRequest:
@@ -34,19 +38,20 @@ def _snapshot(root: Path) -> dict[str, bytes]:
 
 def test_decide_branches() -> None:
     good = gate.Metrics(0.95, 0.95, 100, "onnx-test-split")
-    assert gate.decide(good, min_accuracy=0.8, served_accuracy=None, served_version=None).passed
-    assert gate.decide(good, min_accuracy=0.8, served_accuracy=0.95, served_version=1).passed
-    below_floor = gate.decide(good, min_accuracy=0.96, served_accuracy=None, served_version=None)
+    same = "both measured now on the same 100 test images"
+    assert gate.decide(good, min_accuracy=0.8, served=None).passed
+    assert gate.decide(good, min_accuracy=0.8, served=gate.Served(1, 0.95, same)).passed
+    below_floor = gate.decide(good, min_accuracy=0.96, served=None)
     assert not below_floor.passed and "below the floor" in below_floor.summary()
-    worse = gate.decide(good, min_accuracy=0.8, served_accuracy=0.97, served_version=3)
-    assert not worse.passed and "below the served version 3's 0.9700" in worse.summary()
-    none = gate.decide(None, min_accuracy=0.8, served_accuracy=None, served_version=None)
+    worse = gate.decide(good, min_accuracy=0.8, served=gate.Served(3, 0.97, same))
+    assert not worse.passed and f"below the served version 3's 0.9700 ({same})" in worse.summary()
+    unmeasured = gate.decide(good, min_accuracy=0.8, served=gate.Served(2, None, "no images"))
+    assert not unmeasured.passed and "cannot compare with served version 2: no images" in unmeasured.summary()
+    none = gate.decide(None, min_accuracy=0.8, served=None)
     assert not none.passed and "no test metrics" in none.summary()
 
 
 def test_f1_macro() -> None:
-    import numpy as np
-
     labels = np.array([0, 0, 1, 1])
     assert gate.f1_macro(labels, labels, 2) == 1.0
     assert gate.f1_macro(labels, np.array([0, 0, 0, 0]), 2) == pytest.approx((2 / 3 + 0) / 2)
@@ -166,3 +171,42 @@ def test_a_failed_parity_check_writes_nothing(
     with pytest.raises(ParityError):
         run_export(source(models.trained), req, say=lambda _: None)
     assert _snapshot(tmp_path) == before and not list(tmp_path.glob(".export-staging-*"))
+
+
+@pytest.mark.slow
+def test_the_gate_measures_the_served_version_again_on_the_new_test_images(
+    tmp_path: Path, models: Models, dataset: DataLocation
+) -> None:
+    """A retrain on new photos at another size: both models are measured on the new test split."""
+    first = run_export(source(models.trained), _request(tmp_path, dataset), say=lambda _: None)
+    assert first.decision.metrics is not None
+    recorded = first.decision.metrics.accuracy  # version 1 on its own (old) test split
+    new_data = ingest_and_preprocess(write_new_photos(tmp_path / "photos", 240), tmp_path / "new", 48)
+    candidate = source(train_on(new_data, 48), image_size=48)
+    req = _request(tmp_path, new_data, min_accuracy=0.5)
+
+    # Version 1 takes 32 px: the new photos are cached at 48 px only, so it reads the source files.
+    rows = [r for r in csv.DictReader(new_data.manifest.open()) if r["split"] == "test"]
+    images = np.stack([load_for_model(Path(r["path"]).read_bytes(), 32) for r in rows])
+    labels = np.array([CLASS_NAMES.index(r["label"]) for r in rows])
+    served_on_new = gate.measure(first.onnx_path, LabelledImages(images, labels, "new photos at 32 px"))
+
+    # Without those files there is no like-for-like figure: refused, not compared with another data set's.
+    hidden = Path(rows[0]["path"])
+    hidden.rename(tmp_path / "hidden.png")
+    with pytest.raises(gate.GateRefusedError, match=r"cannot compare with served version 1: .*source file"):
+        run_export(candidate, req, say=lambda _: None)
+    (tmp_path / "hidden.png").rename(hidden)
+
+    said: list[str] = []
+    second = run_export(candidate, req, say=said.append)
+    assert second.decision.metrics is not None
+    accuracy = second.decision.metrics.accuracy
+    # The case of the issue: version 1's own figure would refuse the candidate; on the same photos
+    # version 1 is far worse.
+    assert served_on_new.accuracy < 0.5 <= accuracy < recorded
+    expected = (
+        f"not worse than served version 1 ({served_on_new.accuracy:.4f}; both measured now on the same "
+        f"{len(rows)} test images, it at its own 32px)"
+    )
+    assert any(line.startswith("gate passed") and expected in line for line in said), said

@@ -13,7 +13,7 @@ from export.pipeline import ExportRequest, run_export
 from export.rollback import main
 from export.source import from_alias, mlflow_client
 from export.triton_config import read_config
-from export.versions import VersionLog, version_dirs
+from export.versions import VersionLog, loadable_count, version_dirs
 from training.registry import REGISTERED_MODEL_NAME
 
 
@@ -84,6 +84,8 @@ def test_rollback_restores_the_input_shape_and_leaves_alias_without_mlflow_origi
     assert any("input size changes 32 → 48px" in line for line in said)
     config_path = tmp_path / "repo" / "cats_dogs" / "config.pbtxt"
     assert list(read_config(config_path).input[0].dims) == [48, 48, 3]
+    # Only the 48 px version is loaded: the 32 px one would fail the new warm-up and stop Triton.
+    assert read_config(config_path).version_policy.latest.num_versions == 1
     args = ["--repository", str(tmp_path / "repo"), "--cpu-repository", str(tmp_path / "cpu")]
     assert main([*args, "--retired-dir", str(tmp_path / "r")]) == 0
     assert "left as it is" in capsys.readouterr().out
@@ -92,3 +94,29 @@ def test_rollback_restores_the_input_shape_and_leaves_alias_without_mlflow_origi
         assert list(config.input[0].dims) == [32, 32, 3]
         assert list(config.model_warmup[0].inputs["image"].dims) == [32, 32, 3]
         assert config.parameters["image_size"].string_value == "32"
+
+
+def test_rollback_loads_again_every_version_of_the_restored_shape(
+    tmp_path: Path, models: Models, dataset: DataLocation
+) -> None:
+    req = ExportRequest(
+        repository=tmp_path / "repo", cpu_repository=tmp_path / "cpu", data=dataset, force=True
+    )
+    for model, size in ((models.untrained, 32), (models.trained, 32), (models.trained, 48)):
+        run_export(source(model, image_size=size), req, say=lambda _: None)
+    config_path = tmp_path / "repo" / "cats_dogs" / "config.pbtxt"
+    assert read_config(config_path).version_policy.latest.num_versions == 1
+    args = ["--repository", str(tmp_path / "repo"), "--cpu-repository", str(tmp_path / "cpu")]
+    assert main([*args, "--retired-dir", str(tmp_path / "r"), "--no-mlflow"]) == 0
+    # Versions 1 and 2 both take 32 px: the export's num_versions 2 applies again.
+    for path in (config_path, tmp_path / "cpu" / "cats_dogs" / "config.pbtxt"):
+        assert read_config(path).version_policy.latest.num_versions == 2
+
+
+def test_loadable_count_stops_at_the_first_other_size() -> None:
+    assert loadable_count([48, 32, 32], 2) == 1
+    assert loadable_count([32, 32, 48], 2) == 2
+    assert loadable_count([32, 32, 32], 2) == 2
+    assert loadable_count([32, 32, 48, 32], 5) == 2
+    assert loadable_count([32, None], 2) == 1  # an unreadable version is never assumed to fit
+    assert loadable_count([32], 2) == 1

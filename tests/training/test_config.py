@@ -14,15 +14,16 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 def test_yaml_then_overrides_with_typed_values(tmp_path: Path) -> None:
     path = tmp_path / "c.yaml"
-    path.write_text("model: improved_cnn\nepochs: 3\nlr: 3e-4\namp: false\n")
+    path.write_text("model: resnet18\nepochs: 3\nlr: 3e-4\namp: false\n")
     cfg = load_config(path, ["epochs=7", "lr=1e-2", "pretrained=/weights/r18.pth", "tags={team: vision}"])
-    assert cfg.model == "improved_cnn"
+    assert cfg.model == "resnet18"
     assert cfg.epochs == 7 and isinstance(cfg.epochs, int)
     assert cfg.lr == pytest.approx(0.01) and isinstance(cfg.lr, float)
     assert cfg.amp is False
     assert cfg.pretrained == "/weights/r18.pth"
     assert cfg.tags == {"team": "vision"}
-    assert load_config(None, ["pretrained=true", "weight_decay=0"]).pretrained is True
+    assert load_config(None, ["model=resnet18", "pretrained=true", "weight_decay=0"]).pretrained is True
+    assert load_config(None, ["model=mobilenet_v3_small", "pretrained=imagenet"]).pretrained == "imagenet"
 
 
 def test_unknown_key_in_yaml_names_it_and_suggests_the_close_match(tmp_path: Path) -> None:
@@ -51,6 +52,7 @@ def test_bad_set_key_exits_non_zero_naming_the_key(capsys: pytest.CaptureFixture
         ("scheduler=step", "scheduler"),
         ("amp=maybe", "amp must be bool"),
         ("lr", "--set expects key=value"),
+        ("pretrained=imagenet", "pretrained: pretrained weights exist only for resnet18, mobilenet_v3_small"),
     ],
 )
 def test_bad_values_are_rejected_with_the_reason(override: str, message: str) -> None:
@@ -68,7 +70,7 @@ def test_section_of_a_params_file(tmp_path: Path) -> None:
         load_config(path)
 
 
-@pytest.mark.parametrize("name", ["train.yaml", "quick.yaml", "pets.yaml"])
+@pytest.mark.parametrize("name", ["train.yaml", "quick.yaml", "pets.yaml", "pets-pretrained.yaml"])
 def test_shipped_configs_load(name: str) -> None:
     assert isinstance(load_config(PROJECT_ROOT / "configs" / name), TrainConfig)
 
