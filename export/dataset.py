@@ -113,6 +113,8 @@ def same_images_at(
     from training.ingest import INGEST_LIMITS
 
     loc = location or DataLocation()
+    if loc.manifest is None:
+        raise MissingImagesError(f"{data.source}: no manifest to reload the images from")
     paths = {row["sha256"]: row.get("path", "") for row in _manifest_rows(loc.manifest)}
     images: list[np.ndarray] = []
     for sha in data.sha256:
