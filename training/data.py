@@ -106,7 +106,7 @@ exit codes: 0 done, 1 the step failed (e.g. a download), 2 bad arguments or inpu
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     # Also accepted after the subcommand; SUPPRESS keeps a subcommand default from undoing it.
-    common = argparse.ArgumentParser(add_help=False)
+    common = ArgumentParser(add_help=False)
     common.add_argument("--quiet", action="store_true", default=argparse.SUPPRESS, help="no progress bars")
     sub = parser.add_subparsers(dest="command", required=True, help="step to run")
 
