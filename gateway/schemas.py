@@ -203,7 +203,8 @@ class ModelDescription(_Strict):
     max_batch_size: int
     class_names: list[str]
     parameters: dict[str, str] = Field(
-        description="config.pbtxt parameters: the MLflow run and registered-model version it came from, …"
+        description="config.pbtxt parameters, among them where the model came from: "
+        "mlflow_model_name, model_version_mlflow (the registered version) and mlflow_run_id"
     )
 
 
@@ -230,7 +231,12 @@ MODEL_EXAMPLE: dict[str, Any] = {
     "output": "probabilities",
     "max_batch_size": 64,
     "class_names": ["cat", "dog"],
-    "parameters": {"mlflow_run_id": "0a1b2c3d4e5f", "registered_model_version": "3"},
+    "parameters": {
+        "class_names": '["cat", "dog"]',
+        "mlflow_model_name": "cats-dogs-classifier",
+        "model_version_mlflow": "5",
+        "mlflow_run_id": "0a1b2c3d4e5f",
+    },
 }
 
 HEALTH_EXAMPLE: dict[str, Any] = {

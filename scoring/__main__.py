@@ -112,7 +112,8 @@ async def run(args: argparse.Namespace) -> RunSummary:
         errors = ErrorLog(errors_path(args))
         print(
             f"scoring {len(paths)} files (shard {args.shard.index}/{args.shard.count}) with "
-            f"{info.name} v{info.version} at {args.triton_url}; batch {batch_size}, "
+            f"{info.name} v{info.version} (MLflow model version {info.mlflow_version or 'unknown'}) "
+            f"at {args.triton_url}; batch {batch_size}, "
             f"{args.in_flight} in flight, {args.workers} decoders",
             file=sys.stderr,
         )

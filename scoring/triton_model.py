@@ -22,6 +22,8 @@ class ModelInfo:
     output_name: str
     max_batch_size: int
     class_names: tuple[str, ...]
+    # Where the served version came from: the MLflow registered-model version (config parameters).
+    mlflow_version: str | None = None
 
 
 def parse_model_info(name: str, metadata: dict[str, Any], config: dict[str, Any]) -> ModelInfo:
@@ -44,6 +46,7 @@ def parse_model_info(name: str, metadata: dict[str, Any], config: dict[str, Any]
         output_name=outputs[0]["name"],
         max_batch_size=int(config.get("max_batch_size", 0)),
         class_names=tuple(json.loads(raw_names)),
+        mlflow_version=config.get("parameters", {}).get("model_version_mlflow", {}).get("string_value"),
     )
 
 

@@ -74,13 +74,13 @@ def run_in_process(module: str, argv: list[str], capsys: pytest.CaptureFixture[s
     sys.argv = [module, *argv]
     try:
         runpy.run_module(module, run_name="__main__", alter_sys=False)
-        code: object = 0
+        code = 0
     except SystemExit as exc:
-        code = exc.code
+        code = exc.code if isinstance(exc.code, int) else (1 if exc.code else 0)
     finally:
         sys.argv = saved
     captured = capsys.readouterr()
-    return int(code or 0) if not isinstance(code, str) else 1, captured.out, captured.err
+    return code, captured.out, captured.err
 
 
 @pytest.mark.parametrize("module", ENTRY_POINTS)
