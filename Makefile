@@ -20,7 +20,7 @@ IMAGE_SIZE ?= $(or $(shell awk '/^image_size:/ {print $$2}' $(TRAIN_CONFIG) 2>/d
 PYTEST_ARGS ?=
 
 .PHONY: help setup download ingest preprocess train evaluate export-onnx rollback triton gateway up stop \
-        test lint format mlflow-ui smoke-test dvc-repro clean score perf build run compose-up compose-down deploy-k8s bench reload fuzz
+        test lint format mlflow-ui smoke-test dvc-repro clean score perf build run compose-up compose-down deploy-k8s bench reload fuzz images promote pull
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk -F':.*?## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -114,6 +114,17 @@ compose-down: ## Stop the compose stack
 	scripts/deploy.sh compose-down
 deploy-k8s: ## kubectl apply -k k8s/overlays/$(OVERLAY) (gpu|cpu), wait for the rollouts
 	scripts/deploy.sh deploy-k8s $(OVERLAY)
+
+images: ## Build the gateway, puller and trainer images with a local Docker engine (starts dockerd if needed)
+	scripts/images.sh $(IMAGES)
+
+pull: setup ## Write a Triton repository from the registry: make pull DEST=dir [ALIAS=champion] [FLAVOR=gpu|cpu|ort-cpu]
+	@test -n "$(DEST)" || { echo "usage: make pull DEST=<dir> [ALIAS=champion] [FLAVOR=gpu]"; exit 2; }
+	$(PY) -m export.pull --alias $(or $(ALIAS),champion) --dest "$(DEST)" --flavor $(or $(FLAVOR),gpu)
+
+promote: setup ## Move the alias to VERSION, then kubectl rollout restart Triton: make promote VERSION=7
+	@test -n "$(VERSION)" || { echo "usage: make promote VERSION=<registered version> [ALIAS=champion]"; exit 2; }
+	$(PY) -m export.promote --version "$(VERSION)" --alias $(or $(ALIAS),champion)
 
 fuzz: setup ## Fuzz the decoder, /predict and every OpenAPI operation on the real stack (>= 10k cases)
 	$(PY) tests/hardening/fuzz_main.py $(if $(FUZZ_EXAMPLES),--examples $(FUZZ_EXAMPLES))

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Generate the cluster's monitoring objects from monitoring/ (the one source):
 
-    python scripts/gen_k8s_monitoring.py           # write k8s/monitoring/{prometheusrule,grafana-dashboard}.yaml
+    python scripts/gen_k8s_monitoring.py           # write k8s/monitoring/*.yaml
     python scripts/gen_k8s_monitoring.py --check   # exit 1 when they differ from what would be generated
 
 PrometheusRule (Prometheus Operator) carries monitoring/prometheus/alerts.yml's groups unchanged;
