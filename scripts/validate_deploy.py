@@ -216,7 +216,9 @@ def deployment_rules(objects: list[dict[str, Any]]) -> list[str]:
         server = next(c for c in pod.get("containers") or [] if c.get("name") == "triton")
         mounts = {m["mountPath"]: m["name"] for m in server.get("volumeMounts") or []}
         repo_volume = mounts.get(config.get("MODEL_REPOSITORY", "/models"))
-        volume = next((v for v in pod.get("volumes") or [] if v.get("name") == repo_volume), {})
+        volume: dict[str, Any] = next(
+            (v for v in pod.get("volumes") or [] if v.get("name") == repo_volume), {}
+        )
         if "emptyDir" in volume:
             fillers = [
                 c
