@@ -28,7 +28,7 @@ IMAGE_SIZE ?= $(or $(shell awk '/^image_size:/ {print $$2}' $(RECIPE) 2>/dev/nul
 PYTEST_ARGS ?=
 
 .PHONY: help setup download ingest preprocess train evaluate export-onnx rollback triton gateway up stop \
-        test lint format mlflow-ui smoke-test dvc-repro clean score perf build run compose-up compose-down deploy-k8s bench reload fuzz replicas
+        test lint format mlflow-ui smoke-test dvc-repro clean score perf build run compose-up compose-down deploy-k8s bench reload fuzz replicas images promote pull
 
 help: ## List the targets and the variables they read
 	@echo "targets:"
@@ -38,9 +38,10 @@ help: ## List the targets and the variables they read
 	@grep -hE '^#: [A-Z_]+ ' $(MAKEFILE_LIST) | sed -E 's/^#: ([A-Z_]+) +/\1|/' | awk -F'|' '{printf "  %-15s %s\n", $$1, $$2}'
 
 # Variables `make help` lists (lines starting with "#: NAME").
-#: DATA_DIR       a folder of cat/ and dog/ photos to ingest instead of the synthetic set (ingest, up)
-#: SOURCE         ingest source: synthetic (default, offline), download (PetImages) or a folder
-#: TRAIN_CONFIG   YAML of training settings for train/preprocess (default configs/train.yaml)
+#: DATA_DIR       a folder of cat/ and dog/ photos: up trains on it (real recipe), ingest reads it
+#: TRAIN_ONLY_DIR extra photo folder(s) that only enter the train split (ingest, up)
+#: SOURCE         up: bundled (default, the shipped real-photo model), synthetic, download or a folder
+#: TRAIN_CONFIG   training recipe (train: default configs/pets.yaml; up: quick.yaml for synthetic, else pets.yaml)
 #: TRAIN_SET      extra training overrides, e.g. TRAIN_SET="epochs=3 lr=0.001"
 #: IN             score: the folder or manifest (.csv/.parquet) to score
 #: OUT            score: the results file (.csv or .parquet)
@@ -150,6 +151,17 @@ compose-down: ## Stop the compose stack
 	scripts/deploy.sh compose-down
 deploy-k8s: ## kubectl apply -k k8s/overlays/$(OVERLAY) (gpu|cpu), wait for the rollouts
 	scripts/deploy.sh deploy-k8s $(OVERLAY)
+
+images: ## Build the gateway, puller and trainer images with a local Docker engine (starts dockerd if needed)
+	scripts/images.sh $(IMAGES)
+
+pull: setup ## Write a Triton repository from the registry: make pull DEST=dir [ALIAS=champion] [FLAVOR=gpu|cpu|ort-cpu]
+	@test -n "$(DEST)" || { echo "usage: make pull DEST=<dir> [ALIAS=champion] [FLAVOR=gpu]"; exit 2; }
+	$(PY) -m export.pull --alias $(or $(ALIAS),champion) --dest "$(DEST)" --flavor $(or $(FLAVOR),gpu)
+
+promote: setup ## Move the alias to VERSION, then kubectl rollout restart Triton: make promote VERSION=7
+	@test -n "$(VERSION)" || { echo "usage: make promote VERSION=<registered version> [ALIAS=champion]"; exit 2; }
+	$(PY) -m export.promote --version "$(VERSION)" --alias $(or $(ALIAS),champion)
 
 fuzz: setup ## Fuzz the decoder, /predict and every OpenAPI operation on the real stack (>= 10k cases)
 	$(PY) tests/hardening/fuzz_main.py $(if $(FUZZ_EXAMPLES),--examples $(FUZZ_EXAMPLES))

@@ -9,6 +9,11 @@ FROM ${PYTHON_IMAGE} AS builder
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1 \
     PYTHONDONTWRITEBYTECODE=1
+# Optional extra CAs (scripts/images.sh EXTRA_CA=...; TLS-inspecting proxies): trusted by pip in
+# this stage only. The folder holds just a README unless a build adds a bundle.
+COPY docker/extra-ca/ /tmp/extra-ca/
+RUN if ls /tmp/extra-ca/*.crt >/dev/null 2>&1; then cat /tmp/extra-ca/*.crt >> /etc/ssl/certs/ca-certificates.crt; fi
+ENV PIP_CERT=/etc/ssl/certs/ca-certificates.crt
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /src

@@ -29,6 +29,7 @@ from export.dataset import DataLocation, LabelledImages, load_split, parity_imag
 from export.metadata import ModelFacts, current_git_sha, labels_text, utc_now, write_onnx_metadata
 from export.onnx_export import export_onnx, verify_contract
 from export.parity import MIN_IMAGES, ParityReport, check_parity
+from export.registry_artifacts import publish_export
 from export.source import ModelSource
 from export.triton_config import ServingOptions, build_config, set_parameters, write_config
 from export.versions import (
@@ -270,6 +271,7 @@ def run_export(source: ModelSource, req: ExportRequest, say: Callable[[str], Non
 
     if req.artifact_dir is not None:
         _write_artifacts(final_vdir, req.artifact_dir, versions.get(version))
+    publish_export(mdir, versions.get(version), say)  # the registry is how clusters get the model
     cpu_dir = None
     if req.cpu_repository is not None:
         cpu_dir = cpu_repo.build(mdir, req.cpu_repository, req.cpu)

@@ -42,17 +42,27 @@ ROOT = Path(__file__).resolve().parent.parent
 K8S_VERSION = "1.37.0"
 # Every kustomization a user applies: the two overlays and the bulk-scoring Job.
 KUSTOMIZATIONS = ("k8s/overlays/gpu", "k8s/overlays/cpu", "k8s/jobs/bulk-scoring")
-PLAIN_MANIFESTS = ("k8s/argocd-application.yaml",)
+# Validated with the documented parameter filled in (REPO_URL, substituted when applied).
+PLAIN_MANIFESTS = ("k8s/argocd/application.yaml",)
+SAMPLE_PARAMS = {"REPO_URL": "https://github.com/example-org/cats-dogs-classifier.git"}
+# Placeholders that must never reach a rendered manifest (an image owner or repository to "replace").
+PLACEHOLDER = re.compile(r"\bOWNER\b|<[a-z-]+>|CHANGE[-_]?ME", re.IGNORECASE)
 CRD_SCHEMAS = {
     ("monitoring.coreos.com/v1", "ServiceMonitor"): "servicemonitor.monitoring.coreos.com.v1.json",
+    ("monitoring.coreos.com/v1", "PrometheusRule"): "prometheusrule.monitoring.coreos.com.v1.json",
     ("argoproj.io/v1alpha1", "Application"): "application.argoproj.io.v1alpha1.json",
 }
 COMPOSE_BASE = "docker-compose.yml"
 COMPOSE_OVERRIDES = ("docker-compose.cpu.yml",)
-REQUIRED_COMPOSE_VARS = ("GRAFANA_ADMIN_USER", "GRAFANA_ADMIN_PASSWORD")
+REQUIRED_COMPOSE_VARS = ("GRAFANA_ADMIN_USER", "GRAFANA_ADMIN_PASSWORD", "POSTGRES_PASSWORD")
 WORKFLOWS_DIR = ".github/workflows"
-SHELL_SCRIPTS = ("scripts/deploy.sh",)
-DOCKERFILES = ("docker/gateway.Dockerfile", "docker/trainer.Dockerfile", "docker/triton.Dockerfile")
+SHELL_SCRIPTS = ("scripts/deploy.sh", "scripts/images.sh")
+DOCKERFILES = (
+    "docker/gateway.Dockerfile",
+    "docker/trainer.Dockerfile",
+    "docker/triton.Dockerfile",
+    "docker/puller.Dockerfile",
+)
 PROMETHEUS_CONFIG = "monitoring/prometheus/prometheus.yml"
 PROMETHEUS_RULES = "monitoring/prometheus/alerts.yml"
 PROMETHEUS_RULE_TESTS = (
@@ -120,7 +130,10 @@ def render_kustomization(path: Path) -> list[dict[str, Any]]:
 
 
 def load_manifests(path: Path) -> list[dict[str, Any]]:
-    return [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
+    text = path.read_text()
+    for name, value in SAMPLE_PARAMS.items():
+        text = text.replace("${" + name + "}", value)
+    return [doc for doc in yaml.safe_load_all(text) if doc]
 
 
 def _crd_schema(schema_dir: Path, api_version: str, kind: str) -> dict[str, Any] | None:
@@ -150,6 +163,129 @@ def validate_k8s_object(obj: dict[str, Any], schema_dir: Path, version: str = K8
     return []
 
 
+def _pod_spec(obj: dict[str, Any]) -> dict[str, Any]:
+    return ((obj.get("spec") or {}).get("template") or {}).get("spec") or {}
+
+
+def _label(obj: dict[str, Any]) -> str:
+    return f"{obj.get('kind')}/{(obj.get('metadata') or {}).get('name', '?')}"
+
+
+def _all_containers(obj: dict[str, Any]) -> list[dict[str, Any]]:
+    pod = _pod_spec(obj)
+    return list(pod.get("initContainers") or []) + list(pod.get("containers") or [])
+
+
+def _env(container: dict[str, Any], name: str) -> dict[str, Any] | None:
+    return next((e for e in container.get("env") or [] if e.get("name") == name), None)
+
+
+def _config_data(objects: list[dict[str, Any]]) -> dict[str, str]:
+    data: dict[str, str] = {}
+    for obj in objects:
+        if obj.get("kind") == "ConfigMap" and (obj.get("metadata") or {}).get("name") == "cats-dogs-config":
+            data.update(obj.get("data") or {})
+    return data
+
+
+def _prestop_seconds(container: dict[str, Any]) -> int:
+    pre = ((container.get("lifecycle") or {}).get("preStop") or {}).get("sleep") or {}
+    return int(pre.get("seconds", 0))
+
+
+def deployment_rules(objects: list[dict[str, Any]]) -> list[str]:
+    """What a schema cannot see: rules a first deploy to a real cluster depends on."""
+    problems: list[str] = []
+    deployments = {o["metadata"]["name"]: o for o in objects if o.get("kind") == "Deployment"}
+    config = _config_data(objects)
+    # HPA-managed Deployments must not pin replicas: ArgoCD's selfHeal would reset every scale-up.
+    for hpa in (o for o in objects if o.get("kind") == "HorizontalPodAutoscaler"):
+        target = (hpa.get("spec") or {}).get("scaleTargetRef") or {}
+        dep = deployments.get(target.get("name", ""))
+        if dep is not None and "replicas" in (dep.get("spec") or {}):
+            problems.append(
+                f"{_label(dep)}: spec.replicas is set but {_label(hpa)} scales it (drop replicas)"
+            )
+    for obj in objects:
+        for c in _all_containers(obj):
+            if PLACEHOLDER.search(str(c.get("image", ""))):
+                problems.append(f"{_label(obj)}: image {c.get('image')!r} holds a placeholder")
+    triton = deployments.get("triton")
+    if triton is not None:
+        pod = _pod_spec(triton)
+        server = next(c for c in pod.get("containers") or [] if c.get("name") == "triton")
+        mounts = {m["mountPath"]: m["name"] for m in server.get("volumeMounts") or []}
+        repo_volume = mounts.get(config.get("MODEL_REPOSITORY", "/models"))
+        volume: dict[str, Any] = next(
+            (v for v in pod.get("volumes") or [] if v.get("name") == repo_volume), {}
+        )
+        if "emptyDir" in volume:
+            fillers = [
+                c
+                for c in pod.get("initContainers") or []
+                if any(m.get("name") == repo_volume for m in c.get("volumeMounts") or [])
+            ]
+            if not fillers:
+                problems.append(
+                    f"{_label(triton)}: the model repository is an emptyDir but no init container fills it "
+                    "(model-puller missing): Triton would start without a model"
+                )
+        gpu = "nvidia.com/gpu" in ((server.get("resources") or {}).get("requests") or {})
+        surge = (((triton.get("spec") or {}).get("strategy") or {}).get("rollingUpdate") or {}).get(
+            "maxSurge", "25%"
+        )
+        if gpu and str(surge) not in {"0", "0%"}:
+            problems.append(
+                f"{_label(triton)}: maxSurge {surge} on a GPU Triton: a rollout on a full GPU pool waits "
+                "for a spare GPU forever (use maxSurge: 0, maxUnavailable: 1)"
+            )
+    gateway = deployments.get("gateway")
+    if gateway is not None:
+        container = next(c for c in _pod_spec(gateway).get("containers") or [] if c.get("name") == "gateway")
+        db = _env(container, "TRACKING_DATABASE_URL")
+        if db is None or "secretKeyRef" not in (db.get("valueFrom") or {}):
+            problems.append(
+                f"{_label(gateway)}: TRACKING_DATABASE_URL must come from a Secret (shared PostgreSQL)"
+            )
+        if _env(container, "TRACKING_DB") is not None or "TRACKING_DB" in config:
+            problems.append(f"{_label(gateway)}: TRACKING_DB (per-pod SQLite) set in a cluster")
+        drain = int(config.get("DRAIN_TIMEOUT_S", "0") or 0)
+        grace = int(_pod_spec(gateway).get("terminationGracePeriodSeconds", 30))
+        needed = _prestop_seconds(container) + drain
+        if grace <= needed:
+            problems.append(
+                f"{_label(gateway)}: terminationGracePeriodSeconds {grace} <= preStop + DRAIN_TIMEOUT_S "
+                f"({needed}): the kubelet would kill in-flight requests"
+            )
+    url = config.get("TRITON_URL", "")
+    if url:
+        host = url.removeprefix("dns:///").split(",")[0].rsplit(":", 1)[0]
+        service = next(
+            (o for o in objects if o.get("kind") == "Service" and o["metadata"]["name"] == host), None
+        )
+        if service is None:
+            problems.append(f"TRITON_URL {url!r}: no Service {host!r}")
+        elif (service.get("spec") or {}).get("clusterIP") != "None":
+            problems.append(
+                f"TRITON_URL {url!r}: Service {host!r} is not headless; one gRPC connection would pin "
+                "each gateway to one Triton pod"
+            )
+    return problems
+
+
+def application_rules(objects: list[dict[str, Any]], raw: str) -> list[str]:
+    problems = [
+        f"placeholder in {m.group(0)!r}: set it from the repository (a parameter)"
+        for m in PLACEHOLDER.finditer(raw)
+    ]
+    for obj in objects:
+        if obj.get("kind") == "Application":
+            repo = ((obj.get("spec") or {}).get("source") or {}).get("repoURL", "")
+            if not repo.startswith(("https://", "git@", "ssh://")):
+                problems.append(f"{_label(obj)}: repoURL {repo!r} is not a repository URL")
+    return problems
+
+
 def check_k8s(root: Path = ROOT, version: str = K8S_VERSION) -> Result:
     result = Result("k8s")
     schema_dir = root / "k8s" / "schemas"
@@ -163,9 +299,20 @@ def check_k8s(root: Path = ROOT, version: str = K8S_VERSION) -> Result:
             continue
         if not objects:
             result.problems.append(f"{name}: renders no objects")
+        if name.startswith("k8s/overlays/"):
+            result.problems += [f"{name}: {p}" for p in deployment_rules(objects)]
+        elif name in PLAIN_MANIFESTS:
+            result.problems += [f"{name}: {p}" for p in application_rules(objects, (root / name).read_text())]
+        else:
+            result.problems += [f"{name}: {p}" for p in deployment_rules(objects) if "placeholder" in p]
         for obj in objects:
             result.problems += [f"{name}: {p}" for p in validate_k8s_object(obj, schema_dir, version)]
         result.notes.append(f"{name}: {len(objects)} objects")
+    proc = run_tool(
+        [sys.executable, str(ROOT / "scripts" / "gen_k8s_monitoring.py"), "--check", "--root", str(root)]
+    )
+    if proc.returncode != 0:
+        result.problems += proc.stderr.strip().splitlines()
     return result
 
 

@@ -24,6 +24,7 @@ DEPLOY_PATHS = (
     ".github",
     "monitoring",
     "scripts/deploy.sh",
+    "scripts/gen_k8s_monitoring.py",
 )
 
 

@@ -14,6 +14,7 @@ from deploy_helpers import ROOT, container, find, load_yaml, rendered, replace_i
 from gateway.settings import Settings
 from scoring.__main__ import build_parser as scoring_parser
 
+CD_TEXT = (ROOT / ".github/workflows/cd.yml").read_text()
 OVERLAYS = ("k8s/overlays/gpu", "k8s/overlays/cpu")
 
 
@@ -34,9 +35,11 @@ def test_containers_as_a_string_fails_the_schema() -> None:
 
 def test_wrong_type_in_a_manifest_fails(repo_copy: Path) -> None:
     # kustomize passes this through untouched: only the schema catches it.
-    replace_in(repo_copy / "k8s/base/triton-deployment.yaml", "replicas: 1", 'replicas: "one"')
+    replace_in(
+        repo_copy / "k8s/base/triton-deployment.yaml", "revisionHistoryLimit: 3", 'revisionHistoryLimit: "3"'
+    )
     problems = vd.check_k8s(repo_copy).problems
-    assert any("Deployment/triton" in p and "replicas" in p for p in problems), problems
+    assert any("Deployment/triton" in p and "revisionHistoryLimit" in p for p in problems), problems
 
 
 def test_containers_as_a_string_fails_the_render(repo_copy: Path) -> None:
@@ -56,7 +59,7 @@ def test_misspelt_field_fails_strict_validation(repo_copy: Path) -> None:
 
 def test_broken_custom_resources_fail(repo_copy: Path) -> None:
     replace_in(repo_copy / "k8s/base/servicemonitor.yaml", "interval: 15s", "interval: 15 seconds")
-    replace_in(repo_copy / "k8s/argocd-application.yaml", "prune: true", 'prune: "yes"')
+    replace_in(repo_copy / "k8s/argocd/application.yaml", "prune: true", 'prune: "yes"')
     problems = vd.check_k8s(repo_copy).problems
     assert any("ServiceMonitor/" in p and "interval" in p for p in problems), problems
     assert any("Application/cats-dogs-classifier" in p and "prune" in p for p in problems), problems
@@ -79,7 +82,7 @@ def test_unknown_kind_has_no_schema() -> None:
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_gateway_deployment(overlay: str) -> None:
     deployment = find(rendered(overlay), "Deployment", "gateway")
-    assert deployment["spec"]["replicas"] == 2
+    assert "replicas" not in deployment["spec"]  # the HPA owns the count
     pod = deployment["spec"]["template"]["spec"]
     gateway = container(deployment, "gateway")
     assert gateway["readinessProbe"]["httpGet"]["path"] == "/health/ready"
@@ -110,8 +113,11 @@ def test_triton_deployment(overlay: str) -> None:
     env = {e["name"]: e for e in triton["env"]}
     assert env["MODEL_REPOSITORY"]["valueFrom"]["configMapKeyRef"]["name"] == "cats-dogs-config"
     volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
-    assert volumes["model-repository"]["persistentVolumeClaim"]["claimName"] == "model-repository"
-    find(rendered(overlay), "PersistentVolumeClaim", "model-repository")
+    assert "emptyDir" in volumes["model-repository"]
+    (puller,) = deployment["spec"]["template"]["spec"]["initContainers"]
+    assert puller["image"].split(":")[0].endswith("cats-dogs-puller")
+    assert {"--alias=$(MODEL_ALIAS)", "--dest=/models"} <= set(puller["args"])
+    assert not [o for o in rendered(overlay) if o["kind"] == "PersistentVolumeClaim"]
 
 
 def test_gpu_overlay_requests_one_gpu() -> None:
@@ -134,9 +140,17 @@ def test_images_are_resolved_and_tagged(overlay: str) -> None:
     for obj in rendered(overlay):
         if obj["kind"] != "Deployment":
             continue
-        for c in obj["spec"]["template"]["spec"]["containers"]:
-            # registry/name:tag — a logical name left unmapped would pull from Docker Hub.
-            assert re.fullmatch(r"[a-z0-9.-]+\.[a-z]+/[\w./-]+:[\w.-]+", c["image"]), c["image"]
+        pod = obj["spec"]["template"]["spec"]
+        for c in pod["containers"] + pod.get("initContainers", []):
+            # registry/name:tag, or one of this project's images whose registry and tag cd.yml sets on
+            # every push to main (a documented parameter, never an OWNER placeholder).
+            image = c["image"]
+            if not re.fullmatch(r"[a-z0-9.-]+\.[a-z]+/[\w./-]+:[\w.-]+", image):
+                name = image.split(":")[0]
+                assert (
+                    name.startswith("cats-dogs-")
+                    and f"${{prefix}}-{name.removeprefix('cats-dogs-')}:" in CD_TEXT
+                ), image
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -147,7 +161,7 @@ def test_services_select_their_pods(overlay: str) -> None:
     assert {p["port"] for p in triton_svc["spec"]["ports"]} == {8000, 8001, 8002}
     assert find(objects, "Service", "gateway")["spec"]["type"] == "LoadBalancer"
     for svc in (o for o in objects if o["kind"] == "Service"):
-        deployment = find(objects, "Deployment", svc["metadata"]["name"])
+        deployment = find(objects, "Deployment", svc["metadata"]["name"].removesuffix("-headless"))
         labels = deployment["spec"]["template"]["metadata"]["labels"]
         assert svc["spec"]["selector"].items() <= labels.items()
         port_names = {
@@ -218,9 +232,11 @@ def test_configmap_is_a_valid_gateway_configuration() -> None:
     objects = rendered("k8s/overlays/gpu")
     data = find(objects, "ConfigMap", "cats-dogs-config")["data"]
     settings = Settings(**{k.lower(): v for k, v in data.items() if k != "MODEL_REPOSITORY"})
-    host, _, port = settings.triton_url.rpartition(":")
-    triton_ports = {p["name"]: p["port"] for p in find(objects, "Service", "triton")["spec"]["ports"]}
-    assert host == "triton" and int(port) == triton_ports[settings.triton_protocol]
+    host, _, port = settings.triton_url.removeprefix("dns:///").rpartition(":")
+    service = find(objects, "Service", "triton-headless")
+    triton_ports = {p["name"]: p["port"] for p in service["spec"]["ports"]}
+    assert host == "triton-headless" and int(port) == triton_ports[settings.triton_protocol]
+    assert service["spec"]["clusterIP"] == "None"
     assert settings.host == "0.0.0.0"
 
 
@@ -229,7 +245,7 @@ def test_bulk_scoring_is_an_indexed_job_the_scorer_accepts() -> None:
     spec = job["spec"]
     assert spec["completionMode"] == "Indexed"
     scorer = container({"spec": spec}, "scorer")
-    assert re.fullmatch(r"ghcr\.io/[\w-]+/cats-dogs-trainer:[\w.-]+", scorer["image"]), scorer["image"]
+    assert scorer["image"].split(":")[0] == "cats-dogs-trainer" and '"cats-dogs-trainer=${prefix}' in CD_TEXT
     env = {e["name"]: e for e in scorer["env"]}
     assert env["SHARD_INDEX"]["valueFrom"]["fieldRef"]["fieldPath"] == (
         "metadata.annotations['batch.kubernetes.io/job-completion-index']"
@@ -249,9 +265,122 @@ def test_bulk_scoring_is_an_indexed_job_the_scorer_accepts() -> None:
 
 
 def test_argocd_syncs_a_rendered_overlay() -> None:
-    app = load_yaml("k8s/argocd-application.yaml")
+    app = load_yaml("k8s/argocd/application.yaml")
     path = app["spec"]["source"]["path"]
     assert path in OVERLAYS
     namespace = find(rendered(path), "Namespace", app["spec"]["destination"]["namespace"])
     assert namespace["metadata"]["name"] == "cats-dogs"
     assert app["spec"]["syncPolicy"]["automated"] == {"prune": True, "selfHeal": True}
+
+
+# --- rules a first deploy depends on (each proven on a broken copy) --------------------------------
+def test_replicas_pinned_under_an_hpa_fails(repo_copy: Path) -> None:
+    replace_in(
+        repo_copy / "k8s/base/gateway-deployment.yaml",
+        "  revisionHistoryLimit: 3",
+        "  replicas: 2\n  revisionHistoryLimit: 3",
+    )
+    problems = vd.check_k8s(repo_copy).problems
+    assert any(
+        "Deployment/gateway: spec.replicas is set but HorizontalPodAutoscaler/gateway" in p for p in problems
+    ), problems
+
+
+def test_placeholder_repo_url_fails(repo_copy: Path) -> None:
+    replace_in(
+        repo_copy / "k8s/argocd/application.yaml",
+        "repoURL: ${REPO_URL}",
+        "repoURL: https://github.com/OWNER/cats-dogs-classifier.git",
+    )
+    problems = vd.check_k8s(repo_copy).problems
+    assert any("application.yaml: placeholder in 'OWNER'" in p for p in problems), problems
+
+
+def test_placeholder_image_owner_fails(repo_copy: Path) -> None:
+    replace_in(
+        repo_copy / "k8s/overlays/cpu/kustomization.yaml",
+        "  - name: cats-dogs-gateway\n",
+        "  - name: cats-dogs-gateway\n    newName: ghcr.io/OWNER/cats-dogs-gateway\n",
+    )
+    problems = vd.check_k8s(repo_copy).problems
+    assert any("overlays/cpu" in p and "holds a placeholder" in p for p in problems), problems
+
+
+def test_missing_model_puller_init_container_fails(repo_copy: Path) -> None:
+    path = repo_copy / "k8s/base/triton-deployment.yaml"
+    doc = yaml.safe_load(path.read_text())
+    del doc["spec"]["template"]["spec"]["initContainers"]
+    path.write_text(yaml.safe_dump(doc))
+    problems = vd.check_k8s(repo_copy).problems
+    assert any("Deployment/triton" in p and "model-puller missing" in p for p in problems), problems
+
+
+def test_max_surge_on_gpu_triton_fails(repo_copy: Path) -> None:
+    replace_in(repo_copy / "k8s/overlays/gpu/triton-gpu.yaml", "maxSurge: 0", "maxSurge: 1")
+    problems = vd.check_k8s(repo_copy).problems
+    assert any("overlays/gpu" in p and "maxSurge 1 on a GPU Triton" in p for p in problems), problems
+    assert not any("overlays/cpu" in p and "maxSurge" in p for p in problems), problems
+
+
+def test_grace_period_shorter_than_the_drain_fails(repo_copy: Path) -> None:
+    replace_in(repo_copy / "k8s/base/configmap.yaml", 'DRAIN_TIMEOUT_S: "15"', 'DRAIN_TIMEOUT_S: "30"')
+    problems = vd.check_k8s(repo_copy).problems
+    assert any("terminationGracePeriodSeconds 25 <= preStop + DRAIN_TIMEOUT_S (35)" in p for p in problems), (
+        problems
+    )
+
+
+def test_triton_url_through_a_cluster_ip_fails(repo_copy: Path) -> None:
+    replace_in(
+        repo_copy / "k8s/base/configmap.yaml",
+        "TRITON_URL: dns:///triton-headless:8001",
+        "TRITON_URL: triton:8001",
+    )
+    problems = vd.check_k8s(repo_copy).problems
+    assert any("Service 'triton' is not headless" in p for p in problems), problems
+
+
+def test_gateway_without_the_database_secret_fails(repo_copy: Path) -> None:
+    replace_in(
+        repo_copy / "k8s/base/gateway-deployment.yaml", "name: TRACKING_DATABASE_URL", "name: TRACKING_DB"
+    )
+    problems = vd.check_k8s(repo_copy).problems
+    assert any("TRACKING_DATABASE_URL must come from a Secret" in p for p in problems), problems
+
+
+def test_monitoring_objects_out_of_date_fail(repo_copy: Path) -> None:
+    replace_in(repo_copy / "monitoring/prometheus/alerts.yml", "for: 15m", "for: 16m")
+    problems = vd.check_k8s(repo_copy).problems
+    assert any("k8s/monitoring/prometheusrule.yaml is out of date" in p for p in problems), problems
+
+
+def test_prometheus_rule_and_dashboard_come_from_monitoring() -> None:
+    import json
+
+    objects = rendered("k8s/overlays/gpu")
+    rule = find(objects, "PrometheusRule", "cats-dogs")
+    assert rule["spec"]["groups"] == load_yaml("monitoring/prometheus/alerts.yml")["groups"]
+    dashboards = find(objects, "ConfigMap", "cats-dogs-grafana-dashboards")
+    source = json.loads((ROOT / "monitoring/grafana/dashboards/cats-dogs.json").read_text())
+    assert json.loads(dashboards["data"]["cats-dogs.json"]) == source
+
+
+@pytest.mark.parametrize("component", ["model-repository-pvc", "gpu-feature-discovery", "image-pull-secret"])
+def test_optional_components_render_and_validate(repo_copy: Path, component: str) -> None:
+    overlay = repo_copy / "k8s/overlays/with-component"
+    overlay.mkdir()
+    (overlay / "kustomization.yaml").write_text(
+        f"resources: [../gpu]\ncomponents: [../../components/{component}]\n"
+    )
+    objects = vd.render_kustomization(overlay)
+    problems = [p for o in objects for p in vd.validate_k8s_object(o, ROOT / "k8s/schemas")]
+    triton = find(tuple(objects), "Deployment", "triton")["spec"]["template"]["spec"]
+    if component == "model-repository-pvc":
+        assert "initContainers" not in triton and find(
+            tuple(objects), "PersistentVolumeClaim", "model-repository"
+        )
+    elif component == "gpu-feature-discovery":
+        assert triton["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
+    else:
+        assert triton["imagePullSecrets"] == [{"name": "ghcr-pull"}]
+    assert problems == [] and vd.deployment_rules(objects) == []

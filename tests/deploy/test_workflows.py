@@ -109,7 +109,7 @@ def test_build_pushes_sha_and_latest_to_ghcr_only_from_main() -> None:
     assert build["permissions"]["packages"] == "write"
     assert build["env"]["PUSH"] == "${{ github.event_name == 'push' && github.ref == 'refs/heads/main' }}"
     images = {entry["image"] for entry in build["strategy"]["matrix"]["include"]}
-    assert images == {"gateway", "trainer", "triton-cpu"}
+    assert images == {"gateway", "trainer", "triton-cpu", "puller"}
     for entry in build["strategy"]["matrix"]["include"]:
         assert (ROOT / entry["dockerfile"]).is_file()
     text = steps_text(build)
@@ -148,5 +148,5 @@ def test_cd_sets_the_overlay_images_that_argocd_syncs() -> None:
         declared = {entry["name"] for entry in load_yaml(f"{folder}/kustomization.yaml")["images"]}
         # Every built image the folder uses is rewritten; the gpu overlay keeps NGC's Triton.
         assert names <= declared and declared - names <= {"cats-dogs-triton"}, folder
-    argocd_path = load_yaml("k8s/argocd-application.yaml")["spec"]["source"]["path"]
+    argocd_path = load_yaml("k8s/argocd/application.yaml")["spec"]["source"]["path"]
     assert argocd_path in edited

@@ -8,7 +8,15 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 # Modules the export command does not run: helpers of other commands.
-NOT_RUN_BY_EXPORT = {"__init__.py", "__main__.py", "bench.py", "rollback.py"}
+NOT_RUN_BY_EXPORT = {
+    "__init__.py",
+    "__main__.py",
+    "bench.py",
+    "rollback.py",
+    "pull.py",
+    "promote.py",
+    "ort_cpu.py",
+}
 
 
 def _stage() -> dict[str, object]:
