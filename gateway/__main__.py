@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from gateway.app import create_app
 from gateway.logging_setup import configure_logging
+from gateway.server import SECURITY_HEADERS, ensure_fd_headroom, protocol_class
 from gateway.settings import Settings
 
 
@@ -22,6 +23,11 @@ def server_options(settings: Settings) -> dict[str, Any]:
         "log_level": settings.log_level.lower(),
         "timeout_keep_alive": settings.keep_alive_s,
         "timeout_graceful_shutdown": 5,
+        # h11 with a head-size cap, a connection cap and a head deadline (gateway/server.py), instead
+        # of httptools, which has no header limit. Its cost: benchmarks/http_parser.py.
+        "http": protocol_class(settings),
+        "h11_max_incomplete_event_size": settings.max_header_bytes,
+        "headers": SECURITY_HEADERS,
     }
 
 
@@ -43,6 +49,10 @@ def main(argv: list[str] | None = None) -> int:
             f"{'.'.join(map(str, e['loc'])).upper() or 'settings'}: {e['msg']}" for e in exc.errors()
         )
         print(f"error: invalid gateway settings: {problems}", file=sys.stderr)
+        return 2
+    problem = ensure_fd_headroom(settings.max_connections)
+    if problem is not None:
+        print(f"error: {problem}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level)
     uvicorn.run(

@@ -24,6 +24,7 @@ class Services:
     decoder: Decoder
     tracking: TrackingService | None = None
     in_flight: int = 0
+    batches: int = 0  # /predict/batch requests being processed
 
 
 async def get_services(request: Request) -> Services:

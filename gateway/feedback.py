@@ -71,7 +71,12 @@ async def feedback(item: Feedback, services: ServicesDep) -> JSONResponse:
     )
 
 
-@router.get("/stats", summary="Live quality and traffic statistics over a window (e.g. 1h, 7d, all)")
+@router.get(
+    "/stats",
+    summary="Live quality and traffic statistics over a window (e.g. 1h, 7d, all)",
+    # A heavy query over the whole log: behind the same key as /feedback when API_KEY is set.
+    dependencies=[Depends(require_api_key)],
+)
 async def stats(
     services: ServicesDep,
     window: Annotated[str, Query(max_length=16, description="30m, 1h, 7d … or all")] = "1h",
@@ -81,7 +86,15 @@ async def stats(
         parse_window(window)
     except ValueError as exc:
         raise ApiError(422, "invalid_window", str(exc)) from exc
-    result: dict[str, Any] = await asyncio.to_thread(tracking.tracker.get_current_stats, window)
+    computed = await tracking.stats(window, services.settings.stats_cache_s)
+    if computed is None:
+        raise ApiError(
+            429,
+            "overloaded",
+            "statistics are being computed for other callers; retry shortly",
+            headers={"Retry-After": str(services.settings.retry_after_s)},
+        )
+    result: dict[str, Any] = dict(computed)  # the cached dict is shared: never mutate it
     result["drift"] = tracking.drift.snapshot()
     result["cache"] = {
         "entries": len(tracking.cache),

@@ -14,15 +14,28 @@ from gateway.upload_page import UPLOAD_PAGE
 router = APIRouter()
 
 
-@router.get("/health/live", tags=["health"], summary="The process is up")
+# GET and HEAD: many load balancers probe with HEAD (the body is dropped by the server).
+@router.api_route("/health/live", methods=["GET", "HEAD"], tags=["health"], summary="The process is up")
 async def live(services: ServicesDep) -> dict[str, str]:
     services.metrics.health_checks.inc()
     return {"status": "alive"}
 
 
-@router.get("/health/ready", tags=["health"], summary="Triton up, model loaded and warm")
+@router.api_route(
+    "/health/ready",
+    methods=["GET", "HEAD"],
+    tags=["health"],
+    summary="Triton up, model loaded and warm, decoding not saturated",
+)
 async def ready(services: ServicesDep) -> Response:
     services.metrics.health_checks.inc()
+    if services.decoder.saturated:
+        # Every decode thread stuck on one file for over DECODE_STALL_S: a new photo would wait.
+        return JSONResponse(
+            {"error": "not_ready", "detail": "every decode thread is busy with a slow upload"},
+            status_code=503,
+            headers={"Retry-After": str(services.settings.retry_after_s)},
+        )
     state = await services.model.check()
     if state.ready and services.model.ready and services.model.info is not None:
         info = services.model.info
@@ -34,7 +47,9 @@ async def ready(services: ServicesDep) -> Response:
     )
 
 
-@router.get("/health", tags=["health"], summary="Detail: model name/version and Triton state")
+@router.api_route(
+    "/health", methods=["GET", "HEAD"], tags=["health"], summary="Detail: model name/version and Triton state"
+)
 async def health(services: ServicesDep) -> Response:
     services.metrics.health_checks.inc()
     state = await services.model.check()
@@ -51,6 +66,7 @@ async def health(services: ServicesDep) -> Response:
             "detail": state.reason,
         },
         "in_flight": services.in_flight,
+        "decoding": services.decoder.describe(),
     }
     return JSONResponse(body, status_code=200 if services.model.ready else 503)
 

@@ -29,10 +29,13 @@ CREATE TABLE IF NOT EXISTS predictions (
     image_height    INTEGER,
     brightness      REAL,
     true_label      TEXT,
-    labelled_at     REAL
+    labelled_at     REAL,
+    client_request_id TEXT
 );
 CREATE INDEX IF NOT EXISTS predictions_ts ON predictions (ts);
 """
+# Columns added after the first release, for logs created before them: (name, SQL type).
+_ADDED_COLUMNS = (("client_request_id", "TEXT"),)
 
 
 class UnknownPredictionError(KeyError):
@@ -59,6 +62,7 @@ class PredictionRecord:
     image_height: int | None = None
     brightness: float | None = None
     true_label: str | None = None
+    client_request_id: str | None = None  # the caller's X-Request-ID: correlation only, never a key
 
 
 class PredictionStore:
@@ -73,6 +77,10 @@ class PredictionStore:
                 conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
                 conn.execute("VACUUM")
             conn.executescript(SCHEMA)
+            present = {row[1] for row in conn.execute("PRAGMA table_info(predictions)")}
+            for name, sql_type in _ADDED_COLUMNS:
+                if name not in present:
+                    conn.execute(f"ALTER TABLE predictions ADD COLUMN {name} {sql_type}")
 
     def _connection(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
@@ -103,8 +111,8 @@ class PredictionStore:
         with self._transaction() as conn:
             conn.execute(
                 "INSERT INTO predictions (id, ts, model_version, predicted_class, confidence, latency_ms,"
-                " image_sha256, image_bytes, image_width, image_height, brightness, true_label, labelled_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " image_sha256, image_bytes, image_width, image_height, brightness, true_label, labelled_at,"
+                " client_request_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     record.id,
                     record.ts if record.ts is not None else time.time(),
@@ -119,6 +127,7 @@ class PredictionStore:
                     record.brightness,
                     record.true_label,
                     time.time() if record.true_label is not None else None,
+                    record.client_request_id,
                 ),
             )
 
