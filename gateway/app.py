@@ -40,6 +40,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             heavy_queue=settings.decode_heavy_queue,
             stall_s=settings.decode_stall_s,
         )
+        decoder.start()
         tracking = _tracking_service(settings, metrics) if settings.tracking_enabled else None
         app.state.services = Services(settings, metrics, backend, model, decoder, tracking)
         # A first check now, so a gateway started after Triton is ready at once; if Triton is not

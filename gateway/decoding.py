@@ -5,9 +5,10 @@ the training cache use, so served inputs are prepared exactly as evaluated ones.
 
 Decoding cannot be interrupted once Pillow runs, so its cost is bounded before it starts: the header
 gives pixels and JPEG scans (:func:`imaging.inspect_image`), and a file over the caps is refused
-without decoding. What is left is bounded by construction, but one upload near the cap still costs
-a second or two of CPU; those ("heavy": cost over ``heavy_cost``) decode on a lane of their own with
-one thread and a short queue, so a stream of them never queues ordinary photos behind it.
+without decoding. What is left is bounded, but one upload near the cap still costs seconds of CPU
+under load, and Pillow holds the GIL while it decodes; those ("heavy": cost over ``heavy_cost``)
+decode in a low-priority worker process with a short queue, killed at the request's deadline
+(gateway/decode_worker.py), so a stream of them neither queues ordinary photos nor stalls the loop.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import TypeVar
 
 import numpy as np
 
+from gateway.decode_worker import HeavyDecodeWorker
 from imaging import DecodeLimits, inspect_image, prepare_for_model
 
 T = TypeVar("T")
@@ -84,7 +86,8 @@ class Decoder:
         self.heavy_queue = heavy_queue
         self.stall_s = stall_s
         self._light = _Lane(ThreadPoolExecutor(max_workers=threads, thread_name_prefix="decode"), threads)
-        self._heavy = _Lane(ThreadPoolExecutor(max_workers=1, thread_name_prefix="decode-heavy"), 1)
+        self._heavy = HeavyDecodeWorker(self.limits)
+        self._heavy_pending = 0
 
     async def decode(self, data: bytes, size: int, sha256: str | None = None) -> DecodedUpload:
         """Raises :class:`imaging.ImageError` for a bad or too costly file, :class:`DecodeBusyError`
@@ -93,16 +96,31 @@ class Decoder:
         # The header only (no pixel is decoded), but off the loop all the same: Pillow reads PNG text
         # chunks while opening. A refused bomb costs this and nothing more.
         cost = await loop.run_in_executor(self._light.pool, self._inspect, data)
-        lane = self._heavy if cost > self.heavy_cost else self._light
-        if lane is self._heavy and lane.pending >= self.heavy_queue:
-            raise DecodeBusyError
-        lane.pending += 1
+        if cost > self.heavy_cost:
+            return await self._decode_heavy(data, size, sha256)
+        self._light.pending += 1
         try:
             # A decode still waiting in the queue is dropped when the request is cancelled (deadline or
             # client gone): run_in_executor cancels a future that has not started.
-            return await loop.run_in_executor(lane.pool, lane.timed, lambda: self._decode(data, size, sha256))
+            return await loop.run_in_executor(
+                self._light.pool, self._light.timed, lambda: self._decode(data, size, sha256)
+            )
         finally:
-            lane.pending -= 1
+            self._light.pending -= 1
+
+    async def _decode_heavy(self, data: bytes, size: int, sha256: str | None) -> DecodedUpload:
+        if self._heavy_pending >= self.heavy_queue:
+            raise DecodeBusyError
+        self._heavy_pending += 1
+        try:
+            image, original_size = await self._heavy.decode(data, size)
+        finally:
+            self._heavy_pending -= 1
+        return DecodedUpload(image, sha256 or hashlib.sha256(data).hexdigest(), original_size, len(data))
+
+    def start(self) -> None:
+        """Start the heavy-decode process now, not with the first heavy upload."""
+        self._heavy.start()
 
     def _inspect(self, data: bytes) -> float:
         return inspect_image(data, limits=self.limits).cost
@@ -123,9 +141,10 @@ class Decoder:
         return {
             "pending": self._light.pending,
             "stalled": self._light.stalled(self.stall_s),
-            "heavy_pending": self._heavy.pending,
+            "heavy_pending": self._heavy_pending,
+            "heavy_killed": self._heavy.kills,
         }
 
     def close(self) -> None:
-        for lane in (self._light, self._heavy):
-            lane.pool.shutdown(wait=False, cancel_futures=True)
+        self._light.pool.shutdown(wait=False, cancel_futures=True)
+        self._heavy.close()
