@@ -20,7 +20,7 @@ IMAGE_SIZE ?= $(or $(shell awk '/^image_size:/ {print $$2}' $(TRAIN_CONFIG) 2>/d
 PYTEST_ARGS ?=
 
 .PHONY: help setup download ingest preprocess train evaluate export-onnx rollback triton gateway up stop \
-        test lint format mlflow-ui smoke-test dvc-repro clean score perf build run compose-up compose-down deploy-k8s bench reload fuzz
+        test lint format mlflow-ui smoke-test dvc-repro clean score perf build run compose-up compose-down deploy-k8s bench reload fuzz reliability
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk -F':.*?## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -117,6 +117,10 @@ deploy-k8s: ## kubectl apply -k k8s/overlays/$(OVERLAY) (gpu|cpu), wait for the 
 
 fuzz: setup ## Fuzz the decoder, /predict and every OpenAPI operation on the real stack (>= 10k cases)
 	$(PY) tests/hardening/fuzz_main.py $(if $(FUZZ_EXAMPLES),--examples $(FUZZ_EXAMPLES))
+
+reliability: setup ## Hardening suite → docs/reliability/hardening.json → RELIABILITY.md
+	HARDENING_RESULTS=$(CURDIR)/docs/reliability/hardening.json $(PY) -m pytest tests/hardening -q -s
+	$(PY) -m benchmarks.reliability_report
 
 # --- quality -----------------------------------------------------------------------------
 test: setup ## Run the test suite (unit + integration with a real Triton)

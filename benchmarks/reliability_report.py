@@ -38,7 +38,8 @@ def render_table(table: dict[str, Any]) -> list[str]:
     lines.append("|" + "---|" * len(columns))
     for row in table["rows"]:
         if len(row) != len(columns):
-            raise ValueError(f"table {table.get('caption')!r}: a row has {len(row)} cells, not {len(columns)}")
+            caption = table.get("caption")
+            raise ValueError(f"table {caption!r}: a row has {len(row)} cells, not {len(columns)}")
         lines.append("| " + " | ".join(_cell(c) for c in row) + " |")
     return [*lines, ""]
 
@@ -72,7 +73,7 @@ def render(results_dir: Path = RESULTS_DIR, template: Path = TEMPLATE) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.reliability_report",
-        description="Regenerate RELIABILITY.md from docs/reliability/*.json and docs/reliability/TEMPLATE.md.",
+        description="Regenerate RELIABILITY.md from docs/reliability/*.json and its TEMPLATE.md.",
     )
     parser.add_argument("--results", type=Path, default=RESULTS_DIR, help="folder of results JSON files")
     parser.add_argument("--template", type=Path, default=TEMPLATE, help="hand-written prose with the marker")

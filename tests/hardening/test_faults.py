@@ -247,7 +247,7 @@ def test_triton_stopped_under_load_then_restarted(
 
 
 def test_a_model_slower_than_the_deadline_gets_504_and_is_cancelled(
-    http: httpx.Client, own_triton: TritonFixture
+    http: httpx.Client, own_triton: TritonFixture, figures
 ) -> None:
     model_dir = own_triton.repository / MODEL_NAME
     before = cancellations(model_dir)
@@ -272,13 +272,21 @@ def test_a_model_slower_than_the_deadline_gets_504_and_is_cancelled(
     # The model instance is free again: a normal request is answered well within the deadline.
     started = time.monotonic()
     assert http.post("/predict", files={"file": ("a.jpg", photo(4))}).status_code == 200
+    figures.row(
+        "Faults injected into a real Triton (tests/hardening/test_faults.py)",
+        f"Model sleeping 30 s behind a {DEADLINE_S} s gateway deadline",
+        ["504 after", "cancellation seen inside the model after", "next request"],
+        [f"{elapsed * 1000:.0f} ms", f"{cancel_seen:.2f} s", f"{(time.monotonic() - started) * 1000:.0f} ms"],
+    )
     print(
         f"slow model: 504 after {elapsed * 1000:.0f} ms (deadline {DEADLINE_S} s); cancellation seen by "
         f"the model {cancel_seen:.2f} s after the request; next request {time.monotonic() - started:.3f} s"
     )
 
 
-def test_a_full_triton_queue_is_a_429_not_a_5xx(http: httpx.Client, own_triton: TritonFixture) -> None:
+def test_a_full_triton_queue_is_a_429_not_a_5xx(
+    http: httpx.Client, own_triton: TritonFixture, figures
+) -> None:
     """A model slowed to 0.3 s per batch behind a QUEUE_SIZE-request queue, and a burst of full
     batches: Triton must reject the overflow, and the gateway must pass that on as 429, not 5xx.
 
@@ -316,4 +324,10 @@ def test_a_full_triton_queue_is_a_429_not_a_5xx(http: httpx.Client, own_triton: 
     rejected = statuses.count(429)
     assert f'prediction_errors_total{{error_type="overloaded"}} {float(rejected)}' in metrics, metrics
     accepted = statuses.count(200)
+    figures.row(
+        "Faults injected into a real Triton (tests/hardening/test_faults.py)",
+        f"{burst_size} full batches at once into a {QUEUE_SIZE}-deep Triton queue (model 0.3 s per batch)",
+        ["200", "429 (Retry-After: 1)", "overloaded counter = 429s"],
+        [accepted, rejected, "yes"],
+    )
     print(f"queue overflow: {accepted} × 200, {rejected} × 429 of {burst_size} (queue {QUEUE_SIZE})")
