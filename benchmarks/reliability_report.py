@@ -46,7 +46,8 @@ def render_table(table: dict[str, Any]) -> list[str]:
 
 def render_file(path: Path) -> list[str]:
     document = json.loads(path.read_text())
-    lines = [f"## {document['title']}", "", f"Source: `{path.relative_to(PROJECT_ROOT).as_posix()}`"]
+    shown = path.relative_to(PROJECT_ROOT).as_posix() if path.is_relative_to(PROJECT_ROOT) else path.name
+    lines = [f"## {document['title']}", "", f"Source: `{shown}`"]
     facts = [f"{k.replace('_', ' ')}: {document[k]}" for k in ("generated_at", "machine") if document.get(k)]
     if facts:
         lines[-1] += " (" + "; ".join(facts) + ")"

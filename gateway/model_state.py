@@ -20,6 +20,9 @@ from gateway.triton_backend import ModelInfo, TritonBackend, TritonError
 
 log = structlog.get_logger("gateway.model")
 
+# No answered inference for this long, and a failed probe: Triton is taken to be unresponsive.
+_SILENT_S = 2.0
+
 
 @dataclass(frozen=True)
 class Readiness:
@@ -115,8 +118,11 @@ class ModelState:
 
     @property
     def unresponsive(self) -> bool:
-        """The last probe found Triton not answering (dead, or frozen): requests fail fast with 503."""
-        return not self.last.triton_live and self.last.reason != "not checked yet"
+        """The last probe found Triton not answering (dead, or frozen) and no inference has been answered
+        for ``_SILENT_S`` either: requests fail fast with 503. A probe that timed out only because the
+        machine is busy does not count while inferences still come back."""
+        silent = time.monotonic() - self.backend.last_success > _SILENT_S
+        return silent and not self.last.triton_live and self.last.reason != "not checked yet"
 
     @property
     def ready(self) -> bool:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -171,6 +172,7 @@ class TritonBackend:
         self.url = url
         self.protocol = protocol
         self.model_name = model_name
+        self.last_success = 0.0  # monotonic time of the last answered inference
         self._client: Any
         if protocol == "grpc":
             import tritonclient.grpc.aio as grpcclient
@@ -255,6 +257,7 @@ class TritonBackend:
             raise  # the client went away: let the cancellation reach the RPC
         except Exception as exc:
             raise classify_exception(exc) from exc
+        self.last_success = time.monotonic()
         probabilities = result.as_numpy(info.output_name)
         if probabilities is None or probabilities.shape[0] != images.shape[0]:
             raise TritonError("model_error", "the model returned an unexpected output")
