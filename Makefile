@@ -28,7 +28,7 @@ IMAGE_SIZE ?= $(or $(shell awk '/^image_size:/ {print $$2}' $(RECIPE) 2>/dev/nul
 PYTEST_ARGS ?=
 
 .PHONY: help setup download ingest preprocess train evaluate export-onnx rollback triton gateway up stop \
-        test lint format mlflow-ui smoke-test dvc-repro clean score perf build run compose-up compose-down deploy-k8s bench reload fuzz replicas images promote pull
+        test lint format mlflow-ui smoke-test dvc-repro clean score perf build run compose-up compose-down deploy-k8s bench reload fuzz replicas images promote pull reliability
 
 help: ## List the targets and the variables they read
 	@echo "targets:"
@@ -165,6 +165,10 @@ promote: setup ## Move the alias to VERSION, then kubectl rollout restart Triton
 
 fuzz: setup ## Fuzz the decoder, /predict and every OpenAPI operation on the real stack (>= 10k cases)
 	$(PY) tests/hardening/fuzz_main.py $(if $(FUZZ_EXAMPLES),--examples $(FUZZ_EXAMPLES))
+
+reliability: setup ## Hardening suite → docs/reliability/hardening.json → RELIABILITY.md
+	HARDENING_RESULTS=$(CURDIR)/docs/reliability/hardening.json $(PY) -m pytest tests/hardening -q -s
+	$(PY) -m benchmarks.reliability_report
 
 # --- quality -----------------------------------------------------------------------------
 test: setup ## Run the test suite (unit + integration with a real Triton)

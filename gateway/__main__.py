@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from gateway.app import create_app
 from gateway.drain import DrainingServer
 from gateway.logging_setup import configure_logging
+from gateway.server import SECURITY_HEADERS, ensure_fd_headroom, protocol_class
 from gateway.settings import Settings
 from imaging.cli import ArgumentParser
 
@@ -25,6 +26,11 @@ def server_options(settings: Settings) -> dict[str, Any]:
         "timeout_keep_alive": settings.keep_alive_s,
         # Requests in flight when the gateway stops accepting finish within their own deadline.
         "timeout_graceful_shutdown": int(settings.request_timeout_s) + 1,
+        # h11 with a head-size cap, a connection cap and a head deadline (gateway/server.py), instead
+        # of httptools, which has no header limit. Its cost: benchmarks/http_parser.py.
+        "http": protocol_class(settings),
+        "h11_max_incomplete_event_size": settings.max_header_bytes,
+        "headers": SECURITY_HEADERS,
     }
 
 
@@ -50,6 +56,10 @@ def main(argv: list[str] | None = None) -> int:
             f"{'.'.join(map(str, e['loc'])).upper() or 'settings'}: {e['msg']}" for e in exc.errors()
         )
         print(f"error: invalid gateway settings: {problems}", file=sys.stderr)
+        return 2
+    problem = ensure_fd_headroom(settings.max_connections)
+    if problem is not None:
+        print(f"error: {problem}", file=sys.stderr)
         return 2
     # Bind before anything starts: a second gateway on a busy port must stop here, before its
     # lifespan opens (and on shutdown rewrites) the prediction log and run/stats.json it shares

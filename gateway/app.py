@@ -17,7 +17,7 @@ from gateway.decoding import Decoder
 from gateway.dependencies import Services
 from gateway.drain import CloseWhileDraining, Drain
 from gateway.errors import install_handlers
-from gateway.limits import UploadLimitMiddleware
+from gateway.limits import MULTIPART_OVERHEAD, UploadLimitMiddleware
 from gateway.metrics import Metrics
 from gateway.model_state import ModelState
 from gateway.settings import Settings
@@ -49,7 +49,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             threads=settings.decode_threads,
             max_bytes=settings.max_upload_bytes,
             max_pixels=settings.max_pixels,
+            max_jpeg_scans=settings.max_jpeg_scans,
+            max_cost=settings.max_decode_cost,
+            heavy_cost=settings.decode_heavy_cost,
+            heavy_queue=settings.decode_heavy_queue,
+            stall_s=settings.decode_stall_s,
         )
+        decoder.start()
         tracking = _tracking_service(settings, metrics) if settings.tracking_enabled else None
         app.state.services = Services(settings, metrics, backend, model, decoder, tracking, drain=drain)
         # A first check now, so a gateway started after Triton is ready at once; if Triton is not
@@ -98,19 +104,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     def upload_limit(path: str) -> int | None:
         if path.rstrip("/") == "/feedback":
-            return settings.max_json_bytes
+            return settings.max_json_bytes  # one cap, with or without Content-Length
         if path.rstrip("/") == "/predict":
-            return settings.max_upload_bytes
+            return settings.max_upload_bytes + MULTIPART_OVERHEAD
         if path.rstrip("/") == "/predict/batch":
-            services: Services | None = getattr(app.state, "services", None)
-            info = services.model.info if services else None
-            return settings.max_upload_bytes * (info.max_batch_size if info else _DEFAULT_MAX_BATCH)
+            return settings.max_batch_bytes + MULTIPART_OVERHEAD
         return None
 
     app.add_middleware(
         UploadLimitMiddleware,
         limit_for=upload_limit,
         on_reject=lambda: metrics.errors.labels(error_type="too_large").inc(),
+        body_timeout_s=settings.body_timeout_s,
     )
     app.add_middleware(CloseWhileDraining, drain=drain)
     return app

@@ -26,6 +26,7 @@ class Services:
     tracking: TrackingService | None = None
     in_flight: int = 0
     drain: Drain = field(default_factory=lambda: Drain(0.0))
+    batches: int = 0  # /predict/batch requests being processed
 
 
 async def get_services(request: Request) -> Services:

@@ -18,6 +18,8 @@ IMAGE_ERROR_STATUS: dict[str, int] = {
     "empty": 400,
     "too_large": 413,
     "too_many_pixels": 413,
+    "too_costly": 413,
+    "too_many_scans": 422,
     "unsupported_format": 415,
     "corrupt": 422,
     "too_small": 422,
@@ -71,9 +73,13 @@ def install_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        error = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "too_large"}.get(
-            exc.status_code, "http_error"
-        )
+        error = {
+            400: "bad_request",
+            404: "not_found",
+            405: "method_not_allowed",
+            408: "request_timeout",
+            413: "too_large",
+        }.get(exc.status_code, "http_error")
         detail = exc.detail if isinstance(exc.detail, str) else "request failed"
         return error_response(exc.status_code, error, detail, dict(exc.headers or {}))
 

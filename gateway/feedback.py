@@ -70,7 +70,7 @@ def _tracking(services: Services) -> Any:
         {"request_id": "5f0c8e1e2b7a4c0f9d7e3a1b2c4d6e8f", "true_label": "cat", "stored": True},
         status=201,
     )
-    | schemas.error_responses(401, 404, 409, 413, 422, 500),
+    | schemas.error_responses(401, 404, 409, 413, 422, 500, 503),
 )
 async def feedback(item: Feedback, services: ServicesDep) -> JSONResponse:
     tracking = _tracking(services)
@@ -102,7 +102,9 @@ async def feedback(item: Feedback, services: ServicesDep) -> JSONResponse:
     summary="Live quality and traffic statistics over a window (e.g. 1h, 7d, all)",
     response_model=None,
     responses=schemas.ok(schemas.Stats, "Statistics of the predictions in the window", schemas.STATS_EXAMPLE)
-    | schemas.error_responses(404, 422, 500),
+    | schemas.error_responses(401, 404, 422, 429, 500, 503),
+    # A heavy query over the whole log: behind the same key as /feedback when API_KEY is set.
+    dependencies=[Depends(require_api_key)],
 )
 async def stats(
     services: ServicesDep,
@@ -114,9 +116,17 @@ async def stats(
     except ValueError as exc:
         raise ApiError(422, "invalid_window", str(exc)) from exc
     try:
-        result: dict[str, Any] = await asyncio.to_thread(tracking.tracker.get_current_stats, window)
+        computed = await tracking.stats(window, services.settings.stats_cache_s)
     except StoreUnavailableError as exc:
         raise _store_unavailable(services) from exc
+    if computed is None:
+        raise ApiError(
+            429,
+            "overloaded",
+            "statistics are being computed for other callers; retry shortly",
+            headers={"Retry-After": str(services.settings.retry_after_s)},
+        )
+    result: dict[str, Any] = dict(computed)  # the cached dict is shared: never mutate it
     result["drift"] = tracking.drift.snapshot()
     result["cache"] = {
         "entries": len(tracking.cache),

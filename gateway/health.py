@@ -21,8 +21,10 @@ class PrometheusText(Response):
     media_type = CONTENT_TYPE_LATEST
 
 
-@router.get(
+# GET and HEAD: many load balancers probe with HEAD (the body is dropped by the server).
+@router.api_route(
     "/health/live",
+    methods=["GET", "HEAD"],
     tags=["health"],
     summary="The process is up",
     response_model=None,
@@ -33,10 +35,11 @@ async def live(services: ServicesDep) -> dict[str, str]:
     return {"status": "alive"}
 
 
-@router.get(
+@router.api_route(
     "/health/ready",
+    methods=["GET", "HEAD"],
     tags=["health"],
-    summary="Triton up, model loaded and warm",
+    summary="Triton up, model loaded and warm, decoding not saturated",
     response_model=None,
     responses=schemas.ok(
         schemas.Ready,
@@ -64,6 +67,13 @@ async def ready(services: ServicesDep) -> Response:
             status_code=503,
             headers={"Retry-After": str(services.settings.retry_after_s)},
         )
+    if services.decoder.saturated:
+        # Every decode thread stuck on one file for over DECODE_STALL_S: a new photo would wait.
+        return JSONResponse(
+            {"error": "not_ready", "detail": "every decode thread is busy with a slow upload"},
+            status_code=503,
+            headers={"Retry-After": str(services.settings.retry_after_s)},
+        )
     state = await services.model.check()
     if state.ready and services.model.ready and services.model.info is not None:
         info = services.model.info
@@ -75,8 +85,9 @@ async def ready(services: ServicesDep) -> Response:
     )
 
 
-@router.get(
+@router.api_route(
     "/health",
+    methods=["GET", "HEAD"],
     tags=["health"],
     summary="Detail: model name/version and Triton state",
     response_model=None,
@@ -121,6 +132,7 @@ async def health(services: ServicesDep) -> Response:
         },
         "in_flight": services.in_flight,
         "draining": services.drain.draining,
+        "decoding": services.decoder.describe(),
     }
     return JSONResponse(body, status_code=200 if services.model.ready else 503)
 

@@ -21,10 +21,13 @@ _SHARED: list[Any] = [
 
 def configure_logging(level: str = "INFO") -> None:
     numeric = logging.getLevelName(level.upper())
+    # structlog hands its event dicts to the stdlib handler below instead of printing them itself:
+    # one handler, one lock, one write per record. Two writers on stdout under different locks
+    # interleaved two records on one line under load.
     structlog.configure(
-        processors=[*_SHARED, structlog.processors.format_exc_info, structlog.processors.JSONRenderer()],
+        processors=[*_SHARED, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(sys.stdout),
+        logger_factory=structlog.stdlib.LoggerFactory(),
         cache_logger_on_first_use=False,
     )
     handler = logging.StreamHandler(sys.stdout)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,6 +19,9 @@ from gateway.metrics import Metrics
 from gateway.triton_backend import ModelInfo, TritonBackend, TritonError
 
 log = structlog.get_logger("gateway.model")
+
+# No answered inference for this long, and a failed probe: Triton is taken to be unresponsive.
+_SILENT_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -38,6 +42,8 @@ class ModelState:
         self.last = Readiness(False, False, False, "not checked yet")
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
+        self._probe: asyncio.Task[Readiness] | None = None
+        self._probe_at = 0.0
 
     async def check(self) -> Readiness:
         """Probe Triton now; (re)load metadata and warm up when needed. Never raises."""
@@ -107,6 +113,25 @@ class ModelState:
         self.last = Readiness(False, False, False, reason)
         self._forget(reason)
 
+    def request_check(self, min_interval_s: float = 0.5) -> None:
+        """Probe again now rather than at the next refresh (a request timed out, or found Triton
+        unresponsive): one probe at a time, at most one per ``min_interval_s``. ``check`` never raises,
+        so the task never ends with an exception nobody retrieves."""
+        if self._probe is not None and not self._probe.done():
+            return
+        if time.monotonic() - self._probe_at < min_interval_s:
+            return
+        self._probe_at = time.monotonic()
+        self._probe = asyncio.create_task(self.check(), name="model-probe")
+
+    @property
+    def unresponsive(self) -> bool:
+        """The last probe found Triton not answering (dead, or frozen) and no inference has been answered
+        for ``_SILENT_S`` either: requests fail fast with 503. A probe that timed out only because the
+        machine is busy does not count while inferences still come back."""
+        silent = time.monotonic() - self.backend.last_success > _SILENT_S
+        return silent and not self.last.triton_live and self.last.reason != "not checked yet"
+
     @property
     def ready(self) -> bool:
         return self.last.ready and self.info is not None and self.warm
@@ -120,7 +145,8 @@ class ModelState:
             await asyncio.sleep(self.refresh_s)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        for task in (self._task, self._probe):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task

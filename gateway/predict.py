@@ -16,7 +16,7 @@ from fastapi import APIRouter, File, Request, UploadFile
 from fastapi.responses import JSONResponse, Response
 
 from gateway import schemas
-from gateway.decoding import DecodedUpload
+from gateway.decoding import DecodeBusyError, DecodedUpload
 from gateway.dependencies import Services, ServicesDep
 from gateway.errors import ApiError, from_image_error, from_triton_error
 from gateway.triton_backend import ModelInfo, TritonError
@@ -35,17 +35,39 @@ class ClientGoneError(Exception):
 
 
 def request_id_of(request: Request) -> str:
+    """The prediction's id, always generated here: it keys the prediction log and /feedback, so a
+    client must not choose it (a reused id lost its row and sent feedback to another image)."""
+    return uuid.uuid4().hex
+
+
+def client_request_id_of(request: Request) -> str | None:
+    """The caller's X-Request-ID, kept only to correlate logs and answers; short and printable only,
+    so it cannot pollute the logs."""
     given = request.headers.get("x-request-id", "")
-    # Accept a caller's id only if it is short and printable, so it cannot pollute the logs.
     if given and len(given) <= 64 and given.isprintable():
         return given
-    return uuid.uuid4().hex
+    return None
+
+
+def _id_headers(request_id: str, client_request_id: str | None) -> dict[str, str]:
+    headers = {"X-Request-ID": request_id}
+    if client_request_id is not None:
+        headers["X-Client-Request-ID"] = client_request_id
+    return headers
 
 
 @asynccontextmanager
 async def admitted(services: Services) -> AsyncIterator[None]:
-    """The gateway's own in-flight limit: beyond it, 429 at once rather than a growing queue."""
+    """The gateway's own in-flight limit: beyond it, 429 at once rather than a growing queue.
+
+    Slots held by requests waiting on a Triton that stopped answering are not overload: that is 503.
+    """
+    if services.model.unresponsive:
+        services.model.request_check()
+        raise _model_unavailable(services, services.model.last.reason)
     if services.in_flight >= services.settings.max_in_flight:
+        if not services.model.ready:
+            raise _model_unavailable(services, services.model.last.reason)
         raise ApiError(
             429,
             "overloaded",
@@ -59,6 +81,23 @@ async def admitted(services: Services) -> AsyncIterator[None]:
     finally:
         services.in_flight -= 1
         services.metrics.in_flight.dec()
+
+
+def _model_unavailable(services: Services, reason: str) -> ApiError:
+    return ApiError(
+        503,
+        "model_unavailable",
+        f"the model server is not available ({reason})",
+        headers={"Retry-After": str(services.settings.retry_after_s)},
+    )
+
+
+def _timed_out(services: Services, exc: TimeoutError) -> ApiError:
+    """The deadline passed. If a probe has meanwhile found Triton unresponsive it is a 503, not a 504."""
+    services.model.request_check()
+    if services.model.unresponsive:
+        return _model_unavailable(services, services.model.last.reason)
+    return ApiError(504, "timeout", f"no answer within {services.settings.request_timeout_s:g} s")
 
 
 def require_model(services: Services) -> ModelInfo:
@@ -89,10 +128,19 @@ async def _until_disconnected(request: Request) -> None:
             return
 
 
+def _consume(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()
+
+
 async def unless_disconnected(request: Request, work: Awaitable[T]) -> T:
     """Await ``work``; if the client disconnects first, cancel it (a gRPC call is cancelled at Triton)."""
     task = asyncio.ensure_future(work)
     watcher = asyncio.ensure_future(_until_disconnected(request))
+    # Whichever way this ends (answer, client gone, or the deadline cancelling us while the work has just
+    # failed), each task's outcome is consumed: no "Task exception was never retrieved" in the log.
+    task.add_done_callback(_consume)
+    watcher.add_done_callback(_consume)
     try:
         done, _ = await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
     finally:
@@ -126,6 +174,8 @@ async def _infer(
     except TritonError as exc:
         if exc.kind == "unavailable":
             services.model.mark_unavailable(exc.detail)
+        elif exc.kind == "timeout":
+            services.model.request_check()  # a frozen Triton looks like this first
         raise from_triton_error(exc, services.settings.retry_after_s) from exc
     services.metrics.stage.labels(stage="infer").observe(time.perf_counter() - started)
     return probabilities, version
@@ -137,13 +187,26 @@ async def _decode(services: Services, data: bytes, size: int, sha256: str | None
         decoded = await services.decoder.decode(data, size, sha256)
     except ImageError as exc:
         raise from_image_error(exc) from exc
+    except DecodeBusyError as exc:
+        raise ApiError(
+            503,
+            "decode_busy",
+            "too many large or progressive photos are being decoded; retry shortly",
+            headers={"Retry-After": str(services.settings.retry_after_s)},
+        ) from exc
     services.metrics.stage.labels(stage="decode").observe(time.perf_counter() - started)
     return decoded
 
 
-def _failed(services: Services, request_id: str, exc: ApiError) -> None:
+def _failed(services: Services, request_id: str, exc: ApiError, client_request_id: str | None) -> None:
     services.metrics.errors.labels(error_type=exc.error).inc()
-    log.info("prediction_failed", request_id=request_id, error=exc.error, status=exc.status)
+    log.info(
+        "prediction_failed",
+        request_id=request_id,
+        client_request_id=client_request_id,
+        error=exc.error,
+        status=exc.status,
+    )
 
 
 @router.post(
@@ -163,6 +226,7 @@ async def predict(
     file: Annotated[UploadFile | None, File(description="a JPEG, PNG, WebP, GIF or BMP photo")] = None,
 ) -> Response:
     request_id = request_id_of(request)
+    client_request_id = client_request_id_of(request)
     started = time.perf_counter()
     settings = services.settings
     try:
@@ -178,7 +242,9 @@ async def predict(
             sha256 = hashlib.sha256(data).hexdigest()
             cached, cache_state = _cache_lookup(services, request, sha256, info)
             if cached is not None:
-                return await _answer_from_cache(services, cached, request_id, started, sha256, len(data))
+                return await _answer_from_cache(
+                    services, cached, (request_id, client_request_id), started, sha256, len(data)
+                )
             deadline = time.monotonic() + settings.request_timeout_s
 
             async def decode_and_infer() -> tuple[DecodedUpload, np.ndarray, str]:
@@ -192,9 +258,9 @@ async def predict(
                     # in-flight gRPC call is cancelled.
                     decoded, probabilities, version = await unless_disconnected(request, decode_and_infer())
             except TimeoutError as exc:
-                raise ApiError(504, "timeout", f"no answer within {settings.request_timeout_s:g} s") from exc
+                raise _timed_out(services, exc) from exc
     except ApiError as exc:
-        _failed(services, request_id, exc)
+        _failed(services, request_id, exc, client_request_id)
         raise
     except ClientGoneError:
         services.metrics.errors.labels(error_type="client_disconnected").inc()
@@ -208,6 +274,8 @@ async def predict(
         "model_version": version,
         "request_id": request_id,
     }
+    if client_request_id is not None:
+        body["client_request_id"] = client_request_id
     _completed(services, body, elapsed, sha256, len(data))
     tracking = services.tracking
     if tracking is not None:
@@ -215,8 +283,8 @@ async def predict(
         light = tracking.observe_input(decoded.image, *decoded.original_size)
         await tracking.record(body, sha256=sha256, size=len(data), light=light)
         if cache_state == "miss" and str(version) == info.version:
-            tracking.cache.put(sha256, info.version, body)
-    headers = {"X-Request-ID": request_id}
+            tracking.cache.put(sha256, info.version, _without_ids(body))
+    headers = _id_headers(request_id, client_request_id)
     if cache_state:
         headers["X-Cache"] = cache_state
     return JSONResponse(body, headers=headers)
@@ -234,6 +302,7 @@ def _completed(
     log.info(
         "prediction_completed",
         request_id=body["request_id"],
+        client_request_id=body.get("client_request_id"),
         predicted_class=body["predicted_class"],
         confidence=round(body["confidence"], 4),
         uncertain=body["uncertain"],
@@ -264,16 +333,28 @@ def _cache_lookup(
     return cached, "hit" if cached else "miss"
 
 
+def _without_ids(body: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in body.items() if k not in ("request_id", "client_request_id")}
+
+
 async def _answer_from_cache(
-    services: Services, cached: dict[str, Any], request_id: str, started: float, sha256: str, size: int
+    services: Services,
+    cached: dict[str, Any],
+    ids: tuple[str, str | None],
+    started: float,
+    sha256: str,
+    size: int,
 ) -> JSONResponse:
     """Same photo, same model, within the TTL: the earlier answer, as a new logged prediction."""
+    request_id, client_request_id = ids
     elapsed = time.perf_counter() - started
     body = cached | {"processing_time_ms": round(elapsed * 1000, 2), "request_id": request_id}
+    if client_request_id is not None:
+        body["client_request_id"] = client_request_id
     _completed(services, body, elapsed, sha256, size, cache="hit")
     assert services.tracking is not None
     await services.tracking.record(body, sha256=sha256, size=size, light=None)
-    return JSONResponse(body, headers={"X-Request-ID": request_id, "X-Cache": "hit"})
+    return JSONResponse(body, headers=_id_headers(request_id, client_request_id) | {"X-Cache": "hit"})
 
 
 @router.post(
@@ -295,6 +376,7 @@ async def predict_batch(
     ] = None,
 ) -> Response:
     request_id = request_id_of(request)
+    client_request_id = client_request_id_of(request)
     started = time.perf_counter()
     settings = services.settings
     metrics = services.metrics
@@ -308,11 +390,13 @@ async def predict_batch(
                 "too_many_files",
                 f"{len(files)} files exceeds the model's batch limit of {info.max_batch_size}",
             )
-        async with admitted(services):
+        async with admitted(services), batch_admitted(services):
             deadline = time.monotonic() + settings.request_timeout_s
+            # At most decode-threads files of one batch in memory at once (read → decode → drop bytes).
+            reading = asyncio.Semaphore(settings.decode_threads)
 
             async def decode_and_infer() -> tuple[list[DecodedUpload | ApiError], list[int], np.ndarray, str]:
-                items = list(await asyncio.gather(*(_batch_item(services, f, info) for f in files)))
+                items = list(await asyncio.gather(*(_batch_item(services, f, info, reading) for f in files)))
                 good = [i for i, item in enumerate(items) if isinstance(item, DecodedUpload)]
                 if not good:
                     return items, good, np.empty((0, len(info.class_names)), dtype=np.float32), info.version
@@ -326,9 +410,9 @@ async def predict_batch(
                         request, decode_and_infer()
                     )
             except TimeoutError as exc:
-                raise ApiError(504, "timeout", f"no answer within {settings.request_timeout_s:g} s") from exc
+                raise _timed_out(services, exc) from exc
     except ApiError as exc:
-        _failed(services, request_id, exc)
+        _failed(services, request_id, exc, client_request_id)
         raise
     except ClientGoneError:
         metrics.errors.labels(error_type="client_disconnected").inc()
@@ -350,6 +434,7 @@ async def predict_batch(
             log.info(
                 "prediction_completed",
                 request_id=request_id,
+                client_request_id=client_request_id,
                 batch_index=index,
                 predicted_class=entry["predicted_class"],
                 confidence=round(entry["confidence"], 4),
@@ -364,7 +449,12 @@ async def predict_batch(
                 services.tracking.follow_model(info.class_names, info.parameters)
                 light = services.tracking.observe_input(item.image, *item.original_size)
                 await services.tracking.record(
-                    entry | {"processing_time_ms": round(elapsed * 1000, 2), "model_version": version},
+                    entry
+                    | {
+                        "processing_time_ms": round(elapsed * 1000, 2),
+                        "model_version": version,
+                        "client_request_id": client_request_id,
+                    },
                     sha256=item.sha256,
                     size=item.size,
                     light=light,
@@ -378,14 +468,37 @@ async def predict_batch(
         "request_id": request_id,
         "processing_time_ms": round(elapsed * 1000, 2),
     }
-    return JSONResponse(body, headers={"X-Request-ID": request_id})
+    if client_request_id is not None:
+        body["client_request_id"] = client_request_id
+    return JSONResponse(body, headers=_id_headers(request_id, client_request_id))
 
 
-async def _batch_item(services: Services, upload: UploadFile, info: ModelInfo) -> DecodedUpload | ApiError:
+@asynccontextmanager
+async def batch_admitted(services: Services) -> AsyncIterator[None]:
+    """Batches decoding at once are capped (MAX_CONCURRENT_BATCHES): each holds up to decode-threads
+    uploads in memory, so the cap bounds the memory of all batches together."""
+    if services.batches >= services.settings.max_concurrent_batches:
+        raise ApiError(
+            429,
+            "overloaded",
+            f"{services.batches} batches are being processed; retry shortly",
+            headers={"Retry-After": str(services.settings.retry_after_s)},
+        )
+    services.batches += 1
+    try:
+        yield
+    finally:
+        services.batches -= 1
+
+
+async def _batch_item(
+    services: Services, upload: UploadFile, info: ModelInfo, reading: asyncio.Semaphore
+) -> DecodedUpload | ApiError:
     """A bad file fails only its own item."""
     try:
-        data = await read_upload(upload, services.settings.max_upload_bytes)
-        services.metrics.input_bytes.observe(len(data))
-        return await _decode(services, data, info.image_size)
+        async with reading:
+            data = await read_upload(upload, services.settings.max_upload_bytes)
+            services.metrics.input_bytes.observe(len(data))
+            return await _decode(services, data, info.image_size)
     except ApiError as exc:
         return exc

@@ -104,7 +104,13 @@ class Prediction(_Strict):
     uncertain: bool = Field(description="confidence under UNCERTAIN_THRESHOLD: worth a human look")
     processing_time_ms: float
     model_version: str = Field(description="the Triton model version that answered")
-    request_id: str = Field(description="X-Request-ID (the caller's, or a new one); name it in /feedback")
+    request_id: str = Field(
+        description="the gateway's own id for this prediction (X-Request-ID); name it in /feedback"
+    )
+    client_request_id: str | None = Field(
+        default=None,
+        description="the caller's X-Request-ID, echoed for correlation only (absent when none was sent)",
+    )
 
 
 PREDICTION_EXAMPLE: dict[str, Any] = {
@@ -148,6 +154,7 @@ class BatchResult(_Strict):
     results: list[BatchPrediction | BatchItemError] = Field(description="one entry per file, in order")
     model_version: str
     request_id: str
+    client_request_id: str | None = Field(default=None, description="the caller's X-Request-ID, when sent")
     processing_time_ms: float
 
 
@@ -222,6 +229,10 @@ class Health(_Strict):
     model: ModelDescription | None = Field(description="null until Triton has answered once")
     triton: TritonState
     in_flight: int
+    draining: bool = Field(description="SIGTERM received: finishing in-flight requests, readiness 503")
+    decoding: dict[str, int] = Field(
+        description="decode pool: pending and stalled uploads, heavy-lane queue and worker restarts"
+    )
 
 
 MODEL_EXAMPLE: dict[str, Any] = {
@@ -251,6 +262,8 @@ HEALTH_EXAMPLE: dict[str, Any] = {
         "detail": "ready",
     },
     "in_flight": 0,
+    "draining": False,
+    "decoding": {"pending": 0, "stalled": 0, "heavy_pending": 0, "heavy_killed": 0},
 }
 
 

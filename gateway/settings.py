@@ -61,6 +61,53 @@ class Settings(BaseSettings):
         default=15.0, ge=0.0, le=300.0, description="seconds served as not-ready after SIGTERM before exit"
     )
 
+    # Connection limits (gateway/server.py, gateway/limits.py): cheap requests must not take the
+    # gateway down while /health/ready says 200.
+    max_connections: int = Field(
+        default=1000, ge=1, le=1_000_000, description="open client connections; more → 503 and close"
+    )
+    header_timeout_s: float = Field(
+        default=10.0, gt=0, le=300, description="a request head must arrive within (from connect or 1st byte)"
+    )
+    max_header_bytes: int = Field(
+        default=16 * 1024, ge=1024, le=1024 * 1024, description="request line + headers; larger → 431"
+    )
+    body_timeout_s: float = Field(
+        default=60.0, gt=0, le=3600, description="a request body must arrive within; slower → 408"
+    )
+    max_batch_bytes: int = Field(
+        default=64 * 1024 * 1024, ge=1024, description="total body of one /predict/batch; larger → 413"
+    )
+    max_concurrent_batches: int = Field(
+        default=4, ge=1, le=256, description="/predict/batch requests decoding at once; more → 429"
+    )
+    # Decode cost bounds, checked before the expensive work (imaging.DecodeLimits).
+    max_jpeg_scans: int = Field(
+        default=64, ge=1, le=10_000, description="SOS markers in one JPEG (progressive scans); more → 422"
+    )
+    max_decode_cost: float = Field(
+        default=1000.0,
+        gt=0,
+        description="megapixels × JPEG scans of one upload (50 MP × 20 scans = 1000); more → 413",
+    )
+    decode_heavy_cost: float = Field(
+        default=150.0,
+        gt=0,
+        description="uploads costing more decode on their own single thread, apart from ordinary photos",
+    )
+    decode_heavy_queue: int = Field(
+        default=2, ge=1, le=64, description="heavy decodes running or waiting; more → 503 decode_busy"
+    )
+    decode_stall_s: float = Field(
+        default=1.0,
+        gt=0,
+        le=60,
+        description="a decode running longer counts as stalled; all decode threads stalled → not ready",
+    )
+    stats_cache_s: float = Field(
+        default=10.0, ge=0, le=3600, description="/stats answers are reused this long (one computation)"
+    )
+
     # Performance tracking (prediction log, feedback, stats, drift) and the response cache.
     tracking_enabled: bool = True
     tracking_db: Path = Field(default=Path("run/predictions.db"), description="SQLite log (WAL)")
@@ -85,7 +132,9 @@ class Settings(BaseSettings):
     drift_window: int = Field(
         default=1000, ge=10, description="recent predictions compared with the baseline"
     )
-    max_json_bytes: int = Field(default=16 * 1024, ge=256, description="cap on JSON bodies (/feedback)")
+    max_json_bytes: int = Field(
+        default=16 * 1024, ge=256, description="cap on JSON bodies (/feedback), chunked or not"
+    )
 
     @field_validator("api_key", "stats_snapshot_path", "tracking_database_url", mode="before")
     @classmethod

@@ -86,6 +86,9 @@ class TrackingMetrics:
             buckets=_BRIGHTNESS_BUCKETS,
             registry=r,
         )
+        self.stats_computations = Counter(
+            "stats_computations", "/stats answers computed from the log (not from the cache)", registry=r
+        )
         self.pixels = Histogram(
             "prediction_input_pixels",
             "Width × height of uploads as stored",
@@ -107,6 +110,37 @@ class TrackingService:
         self.metrics = TrackingMetrics(registry)
         self._baseline_source: str | None = None
         self._task: asyncio.Task[None] | None = None
+        # /stats: answers per window, reused for STATS_CACHE_S; one computation at a time.
+        self._stats: dict[str, tuple[float, dict[str, Any]]] = {}
+        self._stats_lock = asyncio.Lock()
+        self._stats_waiting = 0
+
+    async def stats(self, window: str, max_age_s: float, max_waiting: int = 4) -> dict[str, Any] | None:
+        """The log's statistics over ``window``, at most ``max_age_s`` old; None when ``max_waiting``
+        callers already wait for a computation (the caller answers 429).
+
+        A full-log query takes ~170 ms at 30k rows and retention allows 1M: computed once per window per
+        ``max_age_s`` and one at a time, concurrent /stats calls cannot crowd out /predict.
+        """
+        cached = self._stats.get(window)
+        if cached is not None and time.monotonic() - cached[0] <= max_age_s:
+            return cached[1]
+        if self._stats_waiting >= max_waiting:
+            return None
+        self._stats_waiting += 1
+        try:
+            async with self._stats_lock:
+                cached = self._stats.get(window)  # computed while this caller waited?
+                if cached is not None and time.monotonic() - cached[0] <= max_age_s:
+                    return cached[1]
+                result: dict[str, Any] = await asyncio.to_thread(self.tracker.get_current_stats, window)
+                self.metrics.stats_computations.inc()
+                if len(self._stats) >= 64:
+                    self._stats.clear()  # many distinct windows: keep the cache bounded
+                self._stats[window] = (time.monotonic(), result)
+                return result
+        finally:
+            self._stats_waiting -= 1
 
     def follow_model(self, class_names: tuple[str, ...], parameters: dict[str, str]) -> None:
         """Adopt the served model's labels and drift baseline (called whenever the model changes)."""
@@ -151,6 +185,7 @@ class TrackingService:
                 image_sha256=sha256,
                 image_bytes=size,
                 brightness=light,
+                client_request_id=body.get("client_request_id"),
             )
         except Exception as exc:  # the answer is still right; losing one log row must not fail it
             log.error("prediction_log_failed", request_id=body["request_id"], error=type(exc).__name__)

@@ -6,11 +6,14 @@ is prepared the same way when it is cached for training and when it is served.
 
 from imaging.decode import (
     SUPPORTED_FORMATS,
+    DecodeCost,
     DecodedImage,
     DecodeLimits,
     ImageError,
     brightness,
     decode_image,
+    inspect_image,
+    jpeg_scans,
     load_for_model,
     prepare_for_model,
     resize_for_model,
@@ -20,11 +23,14 @@ from imaging.decode import (
 
 __all__ = [
     "SUPPORTED_FORMATS",
+    "DecodeCost",
     "DecodeLimits",
     "DecodedImage",
     "ImageError",
     "brightness",
     "decode_image",
+    "inspect_image",
+    "jpeg_scans",
     "load_for_model",
     "prepare_for_model",
     "resize_for_model",

@@ -50,6 +50,33 @@ class DecodeLimits:
     max_bytes: int = 10 * 1024 * 1024
     max_pixels: int = 50_000_000  # a 50 MP phone photo is the largest honest upload
     min_side: int = 1
+    # A progressive JPEG is decoded once per scan (SOS marker); libjpeg's default script has 10. A few
+    # hundred KB with thousands of repeated scans cost minutes of CPU while staying under the pixel cap.
+    max_jpeg_scans: int = 64
+    # Megapixels × scans (see DecodeCost): ~2-3 ms of CPU per unit on a 2-core CI machine, so the
+    # default bounds one decode at ~2 s: a 50 MP progressive photo (10 scans) is 500.
+    max_cost: float = 1000.0
+
+
+@dataclass(frozen=True)
+class DecodeCost:
+    """What decoding a file will cost, read from its header without decoding any pixel."""
+
+    format: str
+    width: int
+    height: int
+    scans: int  # JPEG SOS markers (1 for a baseline JPEG); 1 for other formats
+
+    @property
+    def cost(self) -> float:
+        """Megapixels × scans: entropy decoding touches every block once per scan."""
+        return self.width * self.height / 1e6 * max(self.scans, 1)
+
+
+def jpeg_scans(data: bytes) -> int:
+    """SOS markers in the file. Entropy-coded data never holds ``FF DA`` (an ``FF`` there is stuffed
+    with ``00`` or is a restart marker), so a byte count is exact up to an EXIF thumbnail's own scan."""
+    return data.count(b"\xff\xda")
 
 
 @dataclass(frozen=True)
@@ -84,18 +111,13 @@ def sniff_format(data: bytes) -> str | None:
     return None
 
 
-def decode_image(
-    data: bytes,
-    *,
-    limits: DecodeLimits | None = None,
-    draft_size: int | None = None,
-) -> DecodedImage:
-    """Decode ``data`` fully into an RGB image.
+def inspect_image(data: bytes, *, limits: DecodeLimits | None = None) -> DecodeCost:
+    """Check every cap that can be checked from the header (bytes, format, pixels, scans, cost) and
+    return the decode cost; raises :class:`ImageError`. Cheap: no pixel is decoded."""
+    return _open_checked(data, limits or DecodeLimits())[1]
 
-    ``draft_size`` lets JPEGs decode at a reduced DCT scale that is still at least
-    ``draft_size`` pixels on each side, which is several times faster for large photos.
-    """
-    limits = limits or DecodeLimits()
+
+def _open_checked(data: bytes, limits: DecodeLimits) -> tuple[Image.Image, DecodeCost]:
     if not data:
         raise ImageError("empty", "the file is empty")
     if len(data) > limits.max_bytes:
@@ -121,7 +143,34 @@ def decode_image(
         )
     if min(width, height) < limits.min_side:
         raise ImageError("too_small", f"{width}x{height} is below the minimum side of {limits.min_side}px")
+    scans = jpeg_scans(data) if fmt == "JPEG" else 1
+    if scans > limits.max_jpeg_scans:
+        raise ImageError(
+            "too_many_scans", f"the JPEG has {scans} scans; the limit is {limits.max_jpeg_scans}"
+        )
+    cost = DecodeCost(fmt, width, height, scans)
+    if cost.cost > limits.max_cost:
+        raise ImageError(
+            "too_costly",
+            f"{width}x{height} with {scans} scans costs {cost.cost:.0f} megapixel-scans to decode; "
+            f"the limit is {limits.max_cost:g}",
+        )
+    return img, cost
 
+
+def decode_image(
+    data: bytes,
+    *,
+    limits: DecodeLimits | None = None,
+    draft_size: int | None = None,
+) -> DecodedImage:
+    """Decode ``data`` fully into an RGB image.
+
+    ``draft_size`` lets JPEGs decode at a reduced DCT scale that is still at least
+    ``draft_size`` pixels on each side, which is several times faster for large photos.
+    """
+    img, cost = _open_checked(data, limits or DecodeLimits())
+    fmt, width, height = cost.format, cost.width, cost.height
     original_mode = img.mode
     if draft_size is not None and fmt == "JPEG":
         img.draft("RGB", (draft_size, draft_size))

@@ -19,6 +19,7 @@ import json
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -106,10 +107,20 @@ def run_pipeline(source: str, config: Path, train_only: list[Path] | None = None
         print(f"    {name} done in {time.monotonic() - started:.0f} s", flush=True)
 
 
-def gateway_health(url: str) -> dict[str, Any]:
-    with urllib.request.urlopen(f"{url}/health", timeout=5) as response:
-        body: dict[str, Any] = json.loads(response.read())
-    return body
+def gateway_health(url: str, deadline_s: float = 60.0) -> dict[str, Any]:
+    """The gateway's /health once it says ready, waiting up to ``deadline_s``: a running gateway under
+    load (or one whose Triton is restarting) may answer 503 for a few seconds and then recover."""
+    deadline = time.monotonic() + deadline_s
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=5) as response:
+                body: dict[str, Any] = json.loads(response.read())
+            return body
+        except (urllib.error.URLError, OSError) as exc:
+            if time.monotonic() >= deadline:
+                detail = f"the gateway at {url} was not healthy within {deadline_s:g} s: {exc}"
+                raise TimeoutError(detail) from exc
+            time.sleep(0.5)
 
 
 def describe_origin(parameters: dict[str, str]) -> str:

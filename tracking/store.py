@@ -9,7 +9,7 @@ COMMIT, so the gateway acknowledges feedback only once it is durable; a conflict
 refused inside the transaction that reads the row (SQLite's write lock, PostgreSQL's row lock).
 ``ts`` is Unix seconds (float) on both, so windows and retention mean the same.
 
-``correlation_id`` holds a client-supplied request id when the row key is server-generated.
+``client_request_id`` holds the caller's X-Request-ID (correlation only); the row key is server-generated.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ COLUMNS: tuple[tuple[str, str, str, str], ...] = (
     ("brightness", "REAL", "DOUBLE PRECISION", ""),
     ("true_label", "TEXT", "TEXT", ""),
     ("labelled_at", "REAL", "DOUBLE PRECISION", ""),
-    ("correlation_id", "TEXT", "TEXT", ""),
+    ("client_request_id", "TEXT", "TEXT", ""),
 )
 _NAMES = tuple(c[0] for c in COLUMNS)
 
@@ -86,7 +86,7 @@ class PredictionRecord:
     image_height: int | None = None
     brightness: float | None = None
     true_label: str | None = None
-    correlation_id: str | None = None
+    client_request_id: str | None = None  # the caller's X-Request-ID: correlation only, never a key
 
     def values(self) -> tuple[Any, ...]:
         now = time.time()

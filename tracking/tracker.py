@@ -68,6 +68,7 @@ class PerformanceTracker:
         image_width: int | None = None,
         image_height: int | None = None,
         brightness: float | None = None,
+        client_request_id: str | None = None,
     ) -> str:
         """Store one prediction durably and return its id (the gateway passes its request_id)."""
         record_id = request_id or uuid.uuid4().hex
@@ -84,6 +85,7 @@ class PerformanceTracker:
                 image_height=image_height,
                 brightness=brightness,
                 true_label=ground_truth,
+                client_request_id=client_request_id,
             )
         )
         return record_id

@@ -44,11 +44,15 @@ def test_predict_every_supported_format(client: httpx.Client, fmt: str) -> None:
     assert response.headers["X-Cache"] == "miss"  # decoded and inferred, not an earlier answer
 
 
-def test_request_id_is_taken_from_the_caller(client: httpx.Client) -> None:
+def test_the_callers_request_id_is_a_correlation_field_only(client: httpx.Client) -> None:
+    """The prediction's id is the gateway's (it keys the log and /feedback); X-Request-ID is echoed."""
     response = client.post(
         "/predict", files={"file": ("a.jpg", photo(2), "image/jpeg")}, headers={"X-Request-ID": "abc-123"}
     )
-    assert response.json()["request_id"] == "abc-123"
+    body = response.json()
+    assert body["client_request_id"] == "abc-123"
+    assert response.headers["x-client-request-id"] == "abc-123"
+    assert body["request_id"] != "abc-123" and response.headers["x-request-id"] == body["request_id"]
 
 
 def test_batch_is_one_request_and_a_bad_file_fails_only_its_item(client: httpx.Client) -> None:

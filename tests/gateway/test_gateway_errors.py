@@ -89,6 +89,18 @@ class _Services:
         self.settings = Settings(max_in_flight=limit)
         self.metrics = Metrics()
         self.in_flight = 0
+        self.model = _Model()
+
+
+class _Model:
+    """A served model that is ready, or (``ready=False``) one whose Triton stopped answering."""
+
+    def __init__(self) -> None:
+        self.ready, self.unresponsive, self.probes = True, False, 0
+        self.last = type("Readiness", (), {"reason": "ready"})()
+
+    def request_check(self) -> None:
+        self.probes += 1
 
 
 async def test_in_flight_limit_refuses_with_429_and_releases() -> None:
@@ -102,6 +114,22 @@ async def test_in_flight_limit_refuses_with_429_and_releases() -> None:
     assert services.in_flight == 0
     async with admitted(services):
         assert services.in_flight == 1
+
+
+async def test_slots_held_for_an_unready_model_are_503_not_overload() -> None:
+    """A frozen Triton holds every slot: that is the model being unavailable, not the gateway overloaded."""
+    services: Any = _Services(limit=1)
+    async with admitted(services):
+        services.model.ready = False
+        with pytest.raises(Exception) as caught:
+            async with admitted(services):
+                pass
+        assert caught.value.status == 503 and caught.value.error == "model_unavailable"  # type: ignore[attr-defined]
+    services.model.unresponsive = True  # a probe found Triton not answering: fail fast, probe again
+    with pytest.raises(Exception) as caught:
+        async with admitted(services):
+            pass
+    assert caught.value.status == 503 and services.model.probes == 1  # type: ignore[attr-defined]
 
 
 class _Request:

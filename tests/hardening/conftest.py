@@ -29,6 +29,7 @@ from gateway_helpers import (
     wait_ready,
 )
 from hardening_helpers import GatewayProcess, start_gateway_process, stop_gateway_process
+from results import FIGURES, Figures, results_path
 
 from serving.triton import TritonLauncher
 
@@ -75,3 +76,12 @@ def gateway_process(
         yield gateway
     finally:
         stop_gateway_process(gateway)
+
+
+@pytest.fixture(scope="session")
+def figures() -> Iterator[Figures]:
+    """Rows for docs/reliability/hardening.json, written at the end when HARDENING_RESULTS is set."""
+    yield FIGURES
+    path = results_path()
+    if path is not None:
+        FIGURES.write(path)

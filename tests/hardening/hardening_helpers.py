@@ -45,7 +45,10 @@ def start_gateway_process(triton_grpc_url: str, log_file: Path, **env: str) -> G
             "HOST": "127.0.0.1",
             "PORT": str(port),
             "MODEL_REFRESH_S": "0.5",
-            "TRACKING_ENABLED": "false",
+            # The default settings (tracking, prediction log and response cache on), as users run it;
+            # only the log's files move to the test's folder.
+            "TRACKING_DB": str(log_file.parent / "predictions.db"),
+            "STATS_SNAPSHOT_PATH": str(log_file.parent / "stats.json"),
             **env,
         }
     )

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from gateway_helpers import photo
 from memory import sampled_rss
+from results import Figures
 
 pytestmark = [pytest.mark.triton, pytest.mark.slow]
 
@@ -47,7 +48,7 @@ async def _hammer(url: str, data: bytes) -> list[Result]:
     return results
 
 
-def test_256_concurrent_clients(gateway_process) -> None:
+def test_256_concurrent_clients(gateway_process, figures: Figures) -> None:
     data = photo(6)
     with httpx.Client(base_url=gateway_process.url, timeout=30) as http:
         for _ in range(5):
@@ -74,6 +75,19 @@ def test_256_concurrent_clients(gateway_process) -> None:
     assert s99 < 2.0, s99
     assert p99 < 10.0, p99
     assert rss.growth < 150 * MIB, rss.describe()
+    figures.row(
+        "Overload (tests/hardening/test_overload.py)",
+        f"{CLIENTS} closed-loop clients for {DURATION_S:g} s, MAX_IN_FLIGHT 64, Triton queue 4, tracking on",
+        ["requests", "statuses", "in the gateway p50 / p99", "client p50 / p99 / max", "gateway RSS"],
+        [
+            len(results),
+            str(counts),
+            f"{s50 * 1000:.0f} / {s99 * 1000:.0f} ms",
+            f"{p50:.1f} / {p99:.1f} / {accepted.max():.1f} s",
+            rss.describe(),
+        ],
+        command=".venv/bin/pytest tests/hardening/test_overload.py -q -s",
+    )
     assert gateway_process.alive()
     with httpx.Client(base_url=gateway_process.url, timeout=30) as http:
         assert http.get("/health/ready").status_code == 200

@@ -14,6 +14,7 @@ from gateway_helpers import TritonFixture, photo
 from hardening_helpers import GatewayProcess, start_gateway_process, stop_gateway_process
 from memory import sampled_rss
 from PIL import Image
+from results import Figures
 
 pytestmark = [pytest.mark.triton, pytest.mark.slow]
 
@@ -76,7 +77,9 @@ def _chunked(total: int) -> Iterator[bytes]:
     yield b'", "true_label": "cat"}'
 
 
-def test_a_chunked_body_without_length_is_not_buffered(gateway_process: GatewayProcess) -> None:
+def test_a_chunked_body_without_length_is_not_buffered(
+    gateway_process: GatewayProcess, figures: Figures
+) -> None:
     """No Content-Length to check up front: the limit must hold while the body streams in."""
     with httpx.Client(base_url=gateway_process.url, timeout=60) as http:
         http.post("/feedback", json={"request_id": "x", "true_label": "cat"})  # warm the JSON path
@@ -87,6 +90,12 @@ def test_a_chunked_body_without_length_is_not_buffered(gateway_process: GatewayP
         print(f"40 MB chunked JSON to /feedback: {response.status_code}, {rss.describe()}")
         assert response.status_code == 413, response.text
         assert rss.growth < 20 * MIB, rss.describe()
+        figures.row(
+            "Memory (gateway process, RSS sampled every 5 ms)",
+            "Peak RSS growth",
+            ["load", "answer", "RSS before -> peak"],
+            ["40 MB chunked JSON to /feedback", str(response.status_code), rss.describe()],
+        )
 
 
 def _gps_jpeg() -> bytes:

@@ -189,7 +189,7 @@ def test_conflicting_labels_from_two_writers_at_once(log_location: str) -> None:
     assert sorted(map(str, results)) == sorted(["True", stored["true_label"]])
 
 
-def test_a_log_without_correlation_id_gains_the_column(tmp_path: Path) -> None:
+def test_a_log_without_client_request_id_gains_the_column(tmp_path: Path) -> None:
     """A SQLite log written before the column existed is migrated in place, its rows kept."""
     import sqlite3
 
