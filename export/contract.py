@@ -36,3 +36,10 @@ DEFAULT_RETIRED_DIR = PROJECT_ROOT / "artifacts" / "retired_versions"
 
 def model_dir(repository: Path, name: str = MODEL_NAME) -> Path:
     return Path(repository) / name
+
+
+# The uncertain-flag threshold of a model: logged on its MLflow run by whoever measured its
+# calibration (training.bundled for the shipped model), written into config.pbtxt's parameters by
+# export, read by the gateway (UNCERTAIN_THRESHOLD overrides it).
+UNCERTAIN_THRESHOLD_METRIC = "calibration_threshold"
+UNCERTAIN_THRESHOLD_PARAMETER = "uncertain_threshold"

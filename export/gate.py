@@ -131,6 +131,21 @@ def decide(metrics: Metrics | None, *, min_accuracy: float, served: Served | Non
     return GateDecision(passed, tuple(reasons), metrics)
 
 
+def mlflow_metric(run_id: str | None, key: str) -> float | None:
+    """One metric of the model's MLflow run, or None (no run, no metric, no tracking store)."""
+    if not run_id:
+        return None
+    from mlflow.exceptions import MlflowException
+
+    from export.source import mlflow_client
+
+    try:
+        value = mlflow_client().get_run(run_id).data.metrics.get(key)
+    except MlflowException:
+        return None
+    return None if value is None else float(value)
+
+
 def mlflow_metrics(run_id: str | None) -> Metrics | None:
     """The run's logged test metrics (fallback when no cached test split exists)."""
     if not run_id:

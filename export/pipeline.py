@@ -23,6 +23,8 @@ from export.contract import (
     DEFAULT_REPOSITORY,
     LABELS_FILENAME,
     ONNX_FILENAME,
+    UNCERTAIN_THRESHOLD_METRIC,
+    UNCERTAIN_THRESHOLD_PARAMETER,
     model_dir,
 )
 from export.dataset import DataLocation, LabelledImages, load_split, parity_images, synthetic_images
@@ -239,6 +241,11 @@ def run_export(source: ModelSource, req: ExportRequest, say: Callable[[str], Non
         config = build_config(facts, req.serving)
         config.version_policy.latest.num_versions = _versions_to_load(mdir, facts, req.serving, say)
         set_parameters(config, baseline_stats.as_parameter(stats))
+        # The uncertain-flag threshold chosen on the model's own validation split (training.calibration)
+        # travels with it, so the gateway flags by this model's calibration, not a global constant.
+        threshold = gate.mlflow_metric(source.mlflow_run_id, UNCERTAIN_THRESHOLD_METRIC)
+        if threshold is not None:
+            set_parameters(config, {UNCERTAIN_THRESHOLD_PARAMETER: f"{threshold:.4f}"})
         write_config(config, staging / CONFIG_FILENAME)
         (staging / LABELS_FILENAME).write_text(labels_text(class_names))
 

@@ -152,6 +152,20 @@ async def unless_disconnected(request: Request, work: Awaitable[T]) -> T:
     raise ClientGoneError
 
 
+# Used when neither UNCERTAIN_THRESHOLD nor the served model says: models exported before calibration.
+FALLBACK_UNCERTAIN_THRESHOLD = 0.6
+
+
+def uncertain_threshold(setting: float | None, info: ModelInfo) -> float:
+    """UNCERTAIN_THRESHOLD when set, else the model's own (from its config), else the fallback."""
+    if setting is not None:
+        return setting
+    try:  # the parameter export.contract.UNCERTAIN_THRESHOLD_PARAMETER writes (no export import here)
+        return float(info.parameters.get("uncertain_threshold", FALLBACK_UNCERTAIN_THRESHOLD))
+    except (TypeError, ValueError):
+        return FALLBACK_UNCERTAIN_THRESHOLD
+
+
 def prediction_body(row: np.ndarray, info: ModelInfo, threshold: float) -> dict[str, Any]:
     index = int(np.argmax(row))
     confidence = float(row[index])
@@ -268,7 +282,7 @@ async def predict(
         return Response(status_code=CLIENT_CLOSED)
 
     elapsed = time.perf_counter() - started
-    body = prediction_body(probabilities[0], info, settings.uncertain_threshold)
+    body = prediction_body(probabilities[0], info, uncertain_threshold(settings.uncertain_threshold, info))
     body |= {
         "processing_time_ms": round(elapsed * 1000, 2),
         "model_version": version,
@@ -428,7 +442,9 @@ async def predict_batch(
             entry |= {"error": item.error, "detail": item.detail, "status": item.status}
             metrics.errors.labels(error_type=item.error).inc()
         else:
-            entry |= prediction_body(rows[index], info, settings.uncertain_threshold)
+            entry |= prediction_body(
+                rows[index], info, uncertain_threshold(settings.uncertain_threshold, info)
+            )
             metrics.requests.labels(predicted_class=entry["predicted_class"]).inc()
             metrics.confidence.observe(entry["confidence"])
             log.info(

@@ -41,7 +41,13 @@ class Settings(BaseSettings):
     max_pixels: int = Field(
         default=50_000_000, ge=1, description="width × height cap, checked before decoding"
     )
-    uncertain_threshold: float = Field(default=0.6, ge=0.0, le=1.0)
+    uncertain_threshold: float | None = Field(
+        default=None,
+        ge=0.0,
+        le=1.0,
+        description="confidence below which an answer is flagged uncertain; unset: the served model's own "
+        "threshold (config parameter uncertain_threshold, chosen on its validation split), else 0.6",
+    )
     request_timeout_s: float = Field(default=10.0, gt=0, description="per-request deadline → 504")
     max_in_flight: int = Field(default=64, ge=1, description="concurrent predictions; more → 429")
     decode_threads: int = Field(default=2, ge=1, le=64, description="bounded pool that decodes uploads")

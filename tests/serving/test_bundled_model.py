@@ -57,7 +57,11 @@ def test_fresh_machine_serves_the_bundled_model_and_it_knows_cats_from_dogs(tmp_
             client = httpx.Client(base_url=server.url, timeout=30)
             wait_ready(client, timeout_s=60)
             health = client.get("/health").json()
-            assert health["model"]["parameters"]["architecture"] == read_card(BUNDLED_DIR)["architecture"]
+            card = read_card(BUNDLED_DIR)
+            assert health["model"]["parameters"]["architecture"] == card["architecture"]
+            # The uncertain flag follows the threshold chosen on the model's own validation split.
+            served_threshold = float(health["model"]["parameters"]["uncertain_threshold"])
+            assert served_threshold == pytest.approx(card["calibration"]["threshold"], abs=1e-4)
             if not PETS_DEV.is_dir():
                 pytest.skip(f"real photos not present ({PETS_DEV}); the export and serving steps passed")
             photos = (
