@@ -21,6 +21,8 @@ import httpx
 import pytest
 from gateway_helpers import TritonFixture, free_port, photo
 
+# A cold build (no layer cache) took 13 min on this loaded 2-core machine; cached, seconds.
+pytestmark = pytest.mark.timeout(1800)
 ROOT = Path(__file__).resolve().parents[2]
 IMAGE = "cats-dogs-gateway:test"
 
