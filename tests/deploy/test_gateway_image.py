@@ -21,6 +21,8 @@ import httpx
 import pytest
 from gateway_helpers import TritonFixture, free_port, photo
 
+# A cold build (no layer cache) took 13 min on this loaded 2-core machine; cached, seconds.
+pytestmark = pytest.mark.timeout(1800)
 ROOT = Path(__file__).resolve().parents[2]
 IMAGE = "cats-dogs-gateway:test"
 
@@ -87,7 +89,7 @@ def test_gateway_image_serves_predictions_non_root_read_only_and_healthy(contain
             headers={"Cache-Control": "no-cache"},
         )
         assert answer.status_code == 200, answer.text
-        assert answer.json()["predicted_label"] in {"cat", "dog"}
+        assert answer.json()["predicted_class"] in {"cat", "dog"}
 
     uid = docker("exec", name, "id", "-u").stdout.strip()
     assert uid and uid != "0", uid

@@ -36,6 +36,8 @@ from export.triton_config import read_config
 from export.versions import VersionRecord
 from serving.triton import TritonLauncher
 
+# `mlflow server` took 80-150 s to answer /health on this loaded machine (migrations + two imports).
+pytestmark = pytest.mark.timeout(900)
 ROOT = Path(__file__).resolve().parents[2]
 MLFLOW = ROOT / ".venv" / "bin" / "mlflow"
 NAME = "cats-dogs-classifier"
