@@ -24,6 +24,7 @@ import tempfile
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from export import ort_cpu
 from export.contract import CONFIG_FILENAME, MODEL_NAME
@@ -57,7 +58,7 @@ class Pulled:
     model_dir: Path
 
 
-def _client(tracking_uri: str):  # type: ignore[no-untyped-def]
+def _client(tracking_uri: str) -> Any:
     # MLflow's REST client retries a refused connection with backoff for minutes; an init container
     # should fail fast and let the kubelet retry the pod instead.
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
@@ -73,7 +74,7 @@ def _client(tracking_uri: str):  # type: ignore[no-untyped-def]
     return MlflowClient(tracking_uri=tracking_uri)
 
 
-def resolve(client, name: str, alias: str | None, version: str | None):  # type: ignore[no-untyped-def]
+def resolve(client: Any, name: str, alias: str | None, version: str | None) -> Any:
     from mlflow.exceptions import MlflowException
 
     try:
