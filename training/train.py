@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import logging
 import math
 import os
 import random
@@ -18,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -281,6 +283,34 @@ def _log_params(cfg: TrainConfig, extra: dict[str, Any]) -> None:
     mlflow.log_params({**params, **extra})
 
 
+class _DropMessage(logging.Filter):
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return self.text not in record.getMessage()
+
+
+def quiet_mlflow_notices() -> None:
+    """Silence exactly the three MLflow notices every run printed that a user cannot act on.
+
+    - "dataset source can be interpreted in multiple ways": the manifest is a local file and both
+      registered local-artifact sources read it the same way;
+    - "Inferred schema contains integer column(s)": width/height/bytes never have missing values;
+    - the pickle-format caution of ``mlflow.pytorch``: the pickled module is deliberate (dynamic
+      batch, loads as a module) and the registry holds only this project's own runs.
+    Anything else MLflow says still reaches the user.
+    """
+    warnings.filterwarnings(
+        "ignore", message="The specified dataset source can be interpreted in multiple ways"
+    )
+    warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer column")
+    logging.getLogger("mlflow.pytorch").addFilter(
+        _DropMessage("Saving pytorch model by Pickle or CloudPickle")
+    )
+
+
 def _log_manifest(manifest: Path, digest: str) -> None:
     import mlflow
     import pandas as pd
@@ -374,6 +404,7 @@ def train(cfg: TrainConfig) -> TrainResult:
         flush=True,
     )
 
+    quiet_mlflow_notices()
     registry.configure_mlflow()
     sha = git_sha()
     output_dir = Path(cfg.output_dir)

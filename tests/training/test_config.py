@@ -82,3 +82,22 @@ def test_params_yaml_train_section_loads() -> None:
 def test_missing_config_file_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="config file not found"):
         load_config(tmp_path / "absent.yaml")
+
+
+def test_only_the_three_known_mlflow_notices_are_silenced(caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+    import warnings
+
+    from training.train import quiet_mlflow_notices
+
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        quiet_mlflow_notices()
+        warnings.warn("The specified dataset source can be interpreted in multiple ways: A, B", UserWarning)
+        warnings.warn("Hint: Inferred schema contains integer column(s). …", UserWarning)
+        warnings.warn("something else MLflow says", UserWarning)
+    assert [str(w.message) for w in seen] == ["something else MLflow says"]
+    with caplog.at_level(logging.WARNING, logger="mlflow.pytorch"):
+        logging.getLogger("mlflow.pytorch").warning("Saving pytorch model by Pickle or CloudPickle format …")
+        logging.getLogger("mlflow.pytorch").warning("another notice")
+    assert [r.getMessage() for r in caplog.records] == ["another notice"]
