@@ -93,9 +93,13 @@ def test_only_the_three_known_mlflow_notices_are_silenced(caplog: pytest.LogCapt
     with warnings.catch_warnings(record=True) as seen:
         warnings.simplefilter("always")
         quiet_mlflow_notices()
-        warnings.warn("The specified dataset source can be interpreted in multiple ways: A, B", UserWarning)
-        warnings.warn("Hint: Inferred schema contains integer column(s). …", UserWarning)
-        warnings.warn("something else MLflow says", UserWarning)
+        warnings.warn(
+            "The specified dataset source can be interpreted in multiple ways: A, B",
+            UserWarning,
+            stacklevel=2,
+        )
+        warnings.warn("Hint: Inferred schema contains integer column(s). …", UserWarning, stacklevel=2)
+        warnings.warn("something else MLflow says", UserWarning, stacklevel=2)
     assert [str(w.message) for w in seen] == ["something else MLflow says"]
     with caplog.at_level(logging.WARNING, logger="mlflow.pytorch"):
         logging.getLogger("mlflow.pytorch").warning("Saving pytorch model by Pickle or CloudPickle format …")
