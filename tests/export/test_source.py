@@ -49,5 +49,6 @@ def test_alias_and_run_resolve_to_the_registered_checkpoint(models: Models, mlfl
 
 
 def test_cli_check_rejects_a_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["--check", str(tmp_path / "absent.onnx")]) == 1
+    # A user error (no such file) exits 2, like every CLI's usage errors; a contract breach exits 1.
+    assert main(["--check", str(tmp_path / "absent.onnx")]) == 2
     assert "absent.onnx" in capsys.readouterr().err

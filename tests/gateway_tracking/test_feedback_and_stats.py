@@ -69,12 +69,14 @@ def test_feedback_codes_and_stats(tracked_gateway: tuple[httpx.Client, Path]) ->
         == 201
     )
 
-    stats = client.get("/stats", params={"window": "1h"}).json()
+    # /stats is behind the same key as /feedback when API_KEY is set.
+    assert client.get("/stats", params={"window": "1h"}).status_code == 401
+    stats = client.get("/stats", params={"window": "1h"}, headers=KEY).json()
     assert stats["counts"]["predictions"] == 2 and stats["counts"]["labelled"] == 2
     expected = (1 + (second["predicted_class"] == "cat")) / 2
     assert stats["quality"]["accuracy"] == pytest.approx(expected)
     assert stats["drift"]["samples"] == 2
-    assert client.get("/stats", params={"window": "5x"}).status_code == 422
+    assert client.get("/stats", params={"window": "5x"}, headers=KEY).status_code == 422
 
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:  # gauges refresh in the background
