@@ -91,6 +91,10 @@ async def feedback(item: Feedback, services: ServicesDep) -> JSONResponse:
         raise ApiError(
             409, "conflicting_label", f"request_id {item.request_id!r} is already labelled {exc.existing!r}"
         ) from exc
+    if created:
+        # A correction made here shows in this replica's /stats at once; other replicas' cached
+        # answers catch up within STATS_CACHE_S.
+        tracking.forget_stats()
     return JSONResponse(
         {"request_id": item.request_id, "true_label": item.true_label, "stored": created},
         status_code=201 if created else 200,

@@ -115,6 +115,10 @@ class TrackingService:
         self._stats_lock = asyncio.Lock()
         self._stats_waiting = 0
 
+    def forget_stats(self) -> None:
+        """Drop the cached /stats answers (new feedback changed them)."""
+        self._stats.clear()
+
     async def stats(self, window: str, max_age_s: float, max_waiting: int = 4) -> dict[str, Any] | None:
         """The log's statistics over ``window``, at most ``max_age_s`` old; None when ``max_waiting``
         callers already wait for a computation (the caller answers 429).

@@ -135,7 +135,12 @@ def test_staff_upload_several_photos_and_correct_one_label_in_one_click(triton: 
                 fix.click()  # no key typed yet: the service refuses, the page says what to do
                 card.locator(".status.error").wait_for(timeout=10_000)
                 assert "API key" in card.locator(".status").inner_text()
-                assert client.get("/stats?window=all").json()["counts"]["labelled"] == 0
+                assert (
+                    client.get("/stats?window=all", headers={"X-API-Key": "shelter-key"}).json()["counts"][
+                        "labelled"
+                    ]
+                    == 0
+                )
                 page.fill("#apikey", "shelter-key")
                 fix.click()
                 page.wait_for_selector(f".card[data-file='{wrong}'][data-feedback='{truth}']", timeout=10_000)
@@ -148,7 +153,7 @@ def test_staff_upload_several_photos_and_correct_one_label_in_one_click(triton: 
             finally:
                 browser.close()
 
-        stats = client.get("/stats?window=all").json()
+        stats = client.get("/stats?window=all", headers={"X-API-Key": "shelter-key"}).json()
         assert stats["counts"]["predictions"] == 3
         assert stats["counts"]["labelled"] == 1
         assert stats["quality"]["accuracy"] == 0.0  # the one labelled prediction was wrong
