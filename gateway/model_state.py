@@ -125,12 +125,16 @@ class ModelState:
         self._probe = asyncio.create_task(self.check(), name="model-probe")
 
     @property
+    def silent(self) -> bool:
+        """Triton has answered no inference (results or "queue full") for ``_SILENT_S``."""
+        return time.monotonic() - self.backend.last_success > _SILENT_S
+
+    @property
     def unresponsive(self) -> bool:
         """The last probe found Triton not answering (dead, or frozen) and no inference has been answered
         for ``_SILENT_S`` either: requests fail fast with 503. A probe that timed out only because the
         machine is busy does not count while inferences still come back."""
-        silent = time.monotonic() - self.backend.last_success > _SILENT_S
-        return silent and not self.last.triton_live and self.last.reason != "not checked yet"
+        return self.silent and not self.last.triton_live and self.last.reason != "not checked yet"
 
     @property
     def ready(self) -> bool:

@@ -68,6 +68,11 @@ async def admitted(services: Services) -> AsyncIterator[None]:
     if services.in_flight >= services.settings.max_in_flight:
         if not services.model.ready:
             raise _model_unavailable(services, services.model.last.reason)
+        if services.model.silent:
+            # Every slot is held and Triton has answered nothing for a while: frozen, not busy
+            # (a busy Triton answers, if only "queue full"). Probe now; meanwhile 503, not 429.
+            services.model.request_check()
+            raise _model_unavailable(services, "Triton is not answering")
         raise ApiError(
             429,
             "overloaded",

@@ -178,7 +178,7 @@ class TritonBackend:
         self.model_name = model_name
         self.max_connection_age_s = max_connection_age_s
         self.retire_after_s = retire_after_s
-        self.last_success = 0.0  # monotonic time of the last answered inference
+        self.last_success = 0.0  # monotonic time Triton last answered an inference (results or queue full)
         self._client: Any
         self.target: TritonTarget | None = None
         self._retiring: set[asyncio.Task[None]] = set()
@@ -328,6 +328,10 @@ class TritonBackend:
                 raise  # the client went away: let the cancellation reach the RPC
             except Exception as exc:
                 error = classify_exception(exc)
+                if error.kind == "rejected":
+                    # "Queue full" is an answer: Triton is alive and busy, so an overloaded server
+                    # must not look frozen (gateway/model_state.py: unresponsive).
+                    self.last_success = time.monotonic()
                 remaining = deadline - time.monotonic()
                 if error.kind != "unavailable" or attempt + 1 == attempts or remaining < 0.05:
                     raise error from exc

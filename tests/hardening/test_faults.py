@@ -173,8 +173,11 @@ def test_a_frozen_triton_is_503_not_overload(
         f"{len(detected)} after detection, slowest "
         f"{slowest * 1000:.0f} ms; readiness while frozen {ready_while_frozen}"
     )
-    assert 429 not in statuses, counts
-    assert set(statuses) <= {200, 503, 504}, load.errors
+    # Sent while frozen and answered before the thaw: never "overloaded". Before the freeze and after
+    # the thaw, 8 clients can really overflow the test model's 4-deep queue: those 429s are true.
+    frozen = [st for s, e, st in load.records if s > frozen_at and e < thawed_at]
+    assert 429 not in frozen, counts
+    assert set(frozen) <= {200, 503, 504}, load.errors
     assert during.status_code == 503 and during.headers.get("retry-after") == "1", during.text
     assert ready_while_frozen == 503
     assert detected and {st for _, _, st in detected} == {503}, detected[:5]

@@ -383,9 +383,9 @@ def test_a_reused_request_id_neither_drops_a_row_nor_misroutes_feedback(client: 
 
 
 def _fill_log(db: Path, rows: int) -> None:
-    from tracking.store import PredictionStore
+    from tracking.store import SqliteStore
 
-    PredictionStore(db).close()  # the schema
+    SqliteStore(db).close()  # the schema
     now = time.time()
     with sqlite3.connect(db) as conn:
         conn.executemany(
