@@ -97,6 +97,7 @@ class _Model:
 
     def __init__(self) -> None:
         self.ready, self.unresponsive, self.probes = True, False, 0
+        self.silent = False  # Triton answered (results or "queue full") within the last seconds
         self.last = type("Readiness", (), {"reason": "ready"})()
 
     def request_check(self) -> None:
@@ -125,11 +126,19 @@ async def test_slots_held_for_an_unready_model_are_503_not_overload() -> None:
             async with admitted(services):
                 pass
         assert caught.value.status == 503 and caught.value.error == "model_unavailable"  # type: ignore[attr-defined]
+    services.model.ready = True
+    async with admitted(services):
+        services.model.silent = True  # every slot held, nothing answered lately: frozen, not busy
+        with pytest.raises(Exception) as caught:
+            async with admitted(services):
+                pass
+        assert caught.value.status == 503 and services.model.probes == 1  # type: ignore[attr-defined]
+    services.model.silent = False
     services.model.unresponsive = True  # a probe found Triton not answering: fail fast, probe again
     with pytest.raises(Exception) as caught:
         async with admitted(services):
             pass
-    assert caught.value.status == 503 and services.model.probes == 1  # type: ignore[attr-defined]
+    assert caught.value.status == 503 and services.model.probes == 2  # type: ignore[attr-defined]
 
 
 class _Request:
