@@ -176,6 +176,7 @@ def test_a_frozen_triton_is_503_not_overload(
     # Sent while frozen and answered before the thaw: never "overloaded". Before the freeze and after
     # the thaw, 8 clients can really overflow the test model's 4-deep queue: those 429s are true.
     frozen = [st for s, e, st in load.records if s > frozen_at and e < thawed_at]
+    frozen_counts = {code: frozen.count(code) for code in sorted(set(frozen))}
     assert 429 not in frozen, counts
     assert set(frozen) <= {200, 503, 504}, load.errors
     assert during.status_code == 503 and during.headers.get("retry-after") == "1", during.text
@@ -189,7 +190,8 @@ def test_a_frozen_triton_is_503_not_overload(
         [
             "7. a frozen Triton (SIGSTOP) looked like overload",
             "1,606 x 429 overloaded + 21 x 504",
-            f"{counts} from 8 clients over a 6 s freeze: no 429; detected after "
+            f"sent and answered while frozen: {frozen_counts} (no 429; the whole run with 8 clients around"
+            f" a 6 s freeze: {counts}); detected after "
             f"{first_503 - frozen_at:.1f} s, "
             f"then every answer a 503 with Retry-After (slowest {slowest * 1000:.0f} ms)",
             "test_faults.py::test_a_frozen_triton_is_503_not_overload",
