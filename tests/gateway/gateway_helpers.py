@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import shutil
 import socket
 import tempfile
 import threading
@@ -26,6 +27,21 @@ from serving.triton import TritonLauncher, TritonOptions
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 BACKEND_VENV = PROJECT_ROOT / ".venv-triton"
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+# Flags for a root, sandbox-less, offline machine (without the networking ones Chromium keeps
+# dialling Google's hosts and the closed network refuses them).
+CHROMIUM_ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+]
 
 IMAGE_SIZE = 64  # small: the contract is the same at any size, and tests stay fast on 2 cores
 MAX_BATCH = 8

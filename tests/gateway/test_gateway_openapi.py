@@ -10,7 +10,6 @@ only describe the answer and must never reshape it.
 
 from __future__ import annotations
 
-import shutil
 import uuid
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ from urllib.parse import urlsplit
 import httpx
 import jsonschema
 import pytest
-from gateway_helpers import GatewayServer, photo
+from gateway_helpers import CHROMIUM, CHROMIUM_ARGS, GatewayServer, photo
 
 pytestmark = [pytest.mark.triton, pytest.mark.slow]
 
@@ -180,20 +179,6 @@ def test_every_operation_has_examples(document: dict[str, Any]) -> None:
                 for media, content in declared.get("content", {}).items():
                     if media == "application/json":
                         assert "example" in content, f"{method.upper()} {path} {status}: no example"
-
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-dev-shm-usage",
-]
 
 
 def test_docs_render_offline_in_chromium(gateway: GatewayServer, document: dict[str, Any]) -> None:

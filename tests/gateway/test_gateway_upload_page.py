@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -10,27 +9,20 @@ import httpx
 import numpy as np
 import pytest
 import torch
-from gateway_helpers import IMAGE_SIZE, GatewayServer, gateway_settings, photo, wait_ready
+from gateway_helpers import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    IMAGE_SIZE,
+    GatewayServer,
+    gateway_settings,
+    photo,
+    wait_ready,
+)
 
 from imaging import load_for_model
 from training.transforms import CLASS_NAMES
 
 pytestmark = [pytest.mark.triton, pytest.mark.slow]
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-# Flags for a root, sandbox-less, offline machine (without the networking ones Chromium keeps
-# dialling Google's hosts and the closed network refuses them).
-CHROMIUM_ARGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-dev-shm-usage",
-]
 
 
 def _browser_api() -> Any:
