@@ -20,6 +20,7 @@ from gateway.errors import install_handlers
 from gateway.limits import MULTIPART_OVERHEAD, UploadLimitMiddleware
 from gateway.metrics import Metrics
 from gateway.model_state import ModelState
+from gateway.prediction_service import PredictionService
 from gateway.settings import Settings
 from gateway.tracking import TrackingOptions, TrackingService
 from gateway.triton_backend import TritonBackend
@@ -58,6 +59,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         decoder.start()
         tracking = _tracking_service(settings, metrics) if settings.tracking_enabled else None
         app.state.services = Services(settings, metrics, backend, model, decoder, tracking, drain=drain)
+        app.state.prediction = PredictionService(app.state.services)
         # A first check now, so a gateway started after Triton is ready at once; if Triton is not
         # there yet, the background task keeps trying and the gateway serves 503 meanwhile.
         readiness = await model.check()

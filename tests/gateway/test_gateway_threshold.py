@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from gateway.predict import FALLBACK_UNCERTAIN_THRESHOLD, prediction_body, uncertain_threshold
+from gateway.prediction_service import FALLBACK_UNCERTAIN_THRESHOLD, prediction_body, uncertain_threshold
 from gateway.triton_backend import ModelInfo
 
 
