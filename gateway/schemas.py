@@ -154,8 +154,8 @@ class BatchResult(_Strict):
     results: list[BatchPrediction | BatchItemError] = Field(description="one entry per file, in order")
     model_version: str
     request_id: str
-    client_request_id: str | None = Field(default=None, description="the caller's X-Request-ID, when sent")
     processing_time_ms: float
+    client_request_id: str | None = Field(default=None, description="the caller's X-Request-ID, when sent")
 
 
 BATCH_EXAMPLE: dict[str, Any] = {
