@@ -1,6 +1,6 @@
 """Serving predictions: what /predict and /predict/batch do once FastAPI has parsed the upload(s).
 
-Admission (the in-flight and batch limits), the deadline and the client's disconnect, decode → infer,
+The deadline, decode → infer (within the admission limits and disconnect handling of gateway/admission.py),
 the response cache, the prediction log and the one ``prediction_completed`` line per photo are each
 written once here; the routes (gateway/predict.py) only hand over the request and its files. The
 answers are built by hand and sent as ``JSONResponse``: their bytes are pinned by
@@ -13,8 +13,7 @@ import asyncio
 import hashlib
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Annotated, Any, TypeVar
 
@@ -23,6 +22,15 @@ import structlog
 from fastapi import Depends, Request, UploadFile
 from fastapi.responses import JSONResponse, Response
 
+from gateway.admission import (
+    ClientGoneError,
+    admitted,
+    batch_admitted,
+    model_unavailable,
+    require_model,
+    retry_later,
+    unless_disconnected,
+)
 from gateway.decoding import DecodeBusyError, DecodedUpload
 from gateway.dependencies import Services
 from gateway.errors import ApiError, from_image_error, from_triton_error
@@ -38,106 +46,6 @@ CLIENT_CLOSED = 499
 
 # Used when neither UNCERTAIN_THRESHOLD nor the served model says: models exported before calibration.
 FALLBACK_UNCERTAIN_THRESHOLD = 0.6
-
-
-class ClientGoneError(Exception):
-    pass
-
-
-# ------------------------------------------------------------------------------------------- admission
-
-
-@asynccontextmanager
-async def admitted(services: Services) -> AsyncIterator[None]:
-    """The gateway's own in-flight limit: beyond it, 429 at once rather than a growing queue.
-
-    Slots held by requests waiting on a Triton that stopped answering are not overload: that is 503.
-    """
-    if services.model.unresponsive:
-        services.model.request_check()
-        raise model_unavailable(services, services.model.last.reason)
-    if services.in_flight >= services.settings.max_in_flight:
-        if not services.model.ready:
-            raise model_unavailable(services, services.model.last.reason)
-        if services.model.silent:
-            # Every slot is held and Triton has answered nothing for a while: frozen, not busy
-            # (a busy Triton answers, if only "queue full"). Probe now; meanwhile 503, not 429.
-            services.model.request_check()
-            raise model_unavailable(services, "Triton is not answering")
-        raise retry_later(services, 429, "overloaded", "too many requests in flight; retry shortly")
-    services.in_flight += 1
-    services.metrics.in_flight.inc()
-    try:
-        yield
-    finally:
-        services.in_flight -= 1
-        services.metrics.in_flight.dec()
-
-
-@asynccontextmanager
-async def batch_admitted(services: Services) -> AsyncIterator[None]:
-    """Batches decoding at once are capped (MAX_CONCURRENT_BATCHES): each holds up to decode-threads
-    uploads in memory, so the cap bounds the memory of all batches together."""
-    if services.batches >= services.settings.max_concurrent_batches:
-        raise retry_later(
-            services, 429, "overloaded", f"{services.batches} batches are being processed; retry shortly"
-        )
-    services.batches += 1
-    try:
-        yield
-    finally:
-        services.batches -= 1
-
-
-def retry_later(services: Services, status: int, error: str, detail: str) -> ApiError:
-    """A refusal that says when to come back (429 and 503 answers carry Retry-After)."""
-    return ApiError(status, error, detail, headers={"Retry-After": str(services.settings.retry_after_s)})
-
-
-def model_unavailable(services: Services, reason: str) -> ApiError:
-    return retry_later(services, 503, "model_unavailable", f"the model server is not available ({reason})")
-
-
-def require_model(services: Services) -> ModelInfo:
-    info = services.model.info
-    if info is None:
-        raise retry_later(services, 503, "model_unavailable", "the model is not loaded yet")
-    return info
-
-
-# ---------------------------------------------------------------------------- deadline and disconnect
-
-
-async def _until_disconnected(request: Request) -> None:
-    # After the body is read, receive() only returns when the client goes away (or the response is done).
-    while True:
-        message = await request.receive()
-        if message["type"] == "http.disconnect":
-            return
-
-
-def _consume(task: asyncio.Future[Any]) -> None:
-    if not task.cancelled():
-        task.exception()
-
-
-async def unless_disconnected(request: Request, work: Awaitable[T]) -> T:
-    """Await ``work``; if the client disconnects first, cancel it (a gRPC call is cancelled at Triton)."""
-    task = asyncio.ensure_future(work)
-    watcher = asyncio.ensure_future(_until_disconnected(request))
-    # Whichever way this ends (answer, client gone, or the deadline cancelling us while the work has just
-    # failed), each task's outcome is consumed: no "Task exception was never retrieved" in the log.
-    task.add_done_callback(_consume)
-    watcher.add_done_callback(_consume)
-    try:
-        done, _ = await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        watcher.cancel()
-        if not task.done():
-            task.cancel()
-    if task in done:
-        return task.result()
-    raise ClientGoneError
 
 
 # ----------------------------------------------------------------------------------------- the answer

@@ -12,9 +12,9 @@ import pytest
 from PIL import Image
 from tritonclient.utils import InferenceServerException
 
+from gateway.admission import ClientGoneError, admitted, unless_disconnected
 from gateway.decoding import Decoder
 from gateway.errors import IMAGE_ERROR_STATUS, from_image_error, from_triton_error
-from gateway.prediction_service import ClientGoneError, admitted, unless_disconnected
 from gateway.triton_backend import TritonError, classify_exception
 from imaging import ImageError, load_for_model
 from imaging.decode import DecodeLimits

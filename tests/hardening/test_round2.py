@@ -517,7 +517,7 @@ def test_serving_up_waits_for_a_recovering_gateway() -> None:
 
 def test_no_task_exception_is_left_unretrieved() -> None:
     """The deadline cancels the request just as its work fails: that failure must still be consumed."""
-    from gateway.prediction_service import unless_disconnected
+    from gateway.admission import unless_disconnected
 
     class Waiting:
         async def receive(self) -> dict[str, str]:
