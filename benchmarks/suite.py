@@ -280,7 +280,7 @@ async def _load_matrix(
     baseline_url: str,
     say: Callable[[str], None],
 ) -> dict[str, Any]:
-    from benchmarks import measure
+    from benchmarks import measure, stack
 
     top = max(args.concurrency)
     senders = await measure.senders_for(
@@ -296,7 +296,7 @@ async def _load_matrix(
     )
     metrics = {
         "gateway_fp32": (triton.metrics_url, MODEL_NAME),
-        "gateway_int8": (triton.metrics_url, "cats_dogs_int8"),
+        "gateway_int8": (triton.metrics_url, stack.INT8_MODEL),
         "triton_fp32": (triton.metrics_url, MODEL_NAME),
     }
     matrix = await measure.run_matrix(
@@ -309,7 +309,7 @@ async def _load_matrix(
 
 
 async def _batching(args: argparse.Namespace, triton: Any, say: Callable[[str], None]) -> dict[str, Any]:
-    from benchmarks import measure
+    from benchmarks import measure, stack
 
     level = max(args.concurrency)
     senders = await measure.senders_for(
@@ -319,14 +319,14 @@ async def _batching(args: argparse.Namespace, triton: Any, say: Callable[[str], 
             "dynamic_batching": ("triton", {"grpc_url": triton.grpc_url, "model": MODEL_NAME, "batch": 1}),
             "no_batching": (
                 "triton",
-                {"grpc_url": triton.grpc_url, "model": "cats_dogs_nobatch", "batch": 1},
+                {"grpc_url": triton.grpc_url, "model": stack.NOBATCH_MODEL, "batch": 1},
             ),
         },
         level,
     )
     metrics = {
         "dynamic_batching": (triton.metrics_url, MODEL_NAME),
-        "no_batching": (triton.metrics_url, "cats_dogs_nobatch"),
+        "no_batching": (triton.metrics_url, stack.NOBATCH_MODEL),
     }
     matrix = await measure.run_matrix(
         senders, metrics, [level], runs=args.runs, duration_s=args.duration,
