@@ -15,11 +15,13 @@ import structlog
 from fastapi import APIRouter, File, Request, UploadFile
 from fastapi.responses import JSONResponse, Response
 
+from contract.model import UNCERTAIN_THRESHOLD_PARAMETER
+from contract.model_info import ModelInfo
 from gateway import schemas
 from gateway.decoding import DecodeBusyError, DecodedUpload
 from gateway.dependencies import Services, ServicesDep
 from gateway.errors import ApiError, from_image_error, from_triton_error
-from gateway.triton_backend import ModelInfo, TritonError
+from gateway.triton_backend import TritonError
 from imaging import ImageError
 
 log = structlog.get_logger("gateway.predict")
@@ -165,8 +167,8 @@ def uncertain_threshold(setting: float | None, info: ModelInfo) -> float:
     """UNCERTAIN_THRESHOLD when set, else the model's own (from its config), else the fallback."""
     if setting is not None:
         return setting
-    try:  # the parameter export.contract.UNCERTAIN_THRESHOLD_PARAMETER writes (no export import here)
-        return float(info.parameters.get("uncertain_threshold", FALLBACK_UNCERTAIN_THRESHOLD))
+    try:
+        return float(info.parameters.get(UNCERTAIN_THRESHOLD_PARAMETER, FALLBACK_UNCERTAIN_THRESHOLD))
     except (TypeError, ValueError):
         return FALLBACK_UNCERTAIN_THRESHOLD
 
