@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+from contract.paths import PROJECT_ROOT
 
 SERVER = """
 import sys, uvicorn

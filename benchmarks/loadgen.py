@@ -20,6 +20,8 @@ from urllib.parse import urlsplit
 import httpx
 import numpy as np
 
+from contract.model import MODEL_NAME
+
 # perf_analyzer's CSV header, in its order, so downstream tooling reads either file.
 PERF_ANALYZER_COLUMNS = (
     "Concurrency",
@@ -148,7 +150,7 @@ async def run_level(
     max_requests: int,
     warmup_requests: int = 0,
     metrics_url: str | None = None,
-    model: str = "cats_dogs",
+    model: str = MODEL_NAME,
     images_per_request: int = 1,
 ) -> LevelResult:
     for i in range(warmup_requests):
@@ -210,7 +212,7 @@ async def sweep(
     max_requests: int,
     warmup_requests: int = 4,
     metrics_url: str | None = None,
-    model: str = "cats_dogs",
+    model: str = MODEL_NAME,
     images_per_request: int = 1,
     on_level: Callable[[LevelResult], None] = lambda r: None,
 ) -> list[LevelResult]:

@@ -23,7 +23,8 @@ import torch
 
 from benchmarks.loadgen import LevelResult, SendFn, run_level
 from benchmarks.perf import gateway_sender, photo_files, triton_sender
-from serving.processes import PROJECT_ROOT
+from contract.model import MODEL_NAME
+from contract.paths import PROJECT_ROOT
 
 
 @dataclass
@@ -78,7 +79,7 @@ async def run_matrix(
         for level in levels:
             order = names[rep % len(names) :] + names[: rep % len(names)]  # rotate who goes first
             for name in order:
-                metrics_url, model = metrics.get(name, (None, "cats_dogs"))
+                metrics_url, model = metrics.get(name, (None, MODEL_NAME))
                 result = await run_level(
                     senders[name],
                     level,

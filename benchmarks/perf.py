@@ -43,9 +43,10 @@ from benchmarks.loadgen import (
 )
 from benchmarks.perf_root import WORK_MOUNT, PerfRootError, ensure_root, run_perf_analyzer
 from benchmarks.photos import resolve_photos
+from contract.model_info import ModelInfo
 from imaging import load_for_model
 from imaging.cli import ArgumentParser
-from scoring.triton_model import ModelInfo, TritonModel
+from scoring.triton_model import TritonModel
 from serving.gateway_process import GatewayOptions
 from serving.triton import TritonOptions
 
@@ -133,7 +134,7 @@ def perf_analyzer_input(info: ModelInfo, pixels: np.ndarray) -> dict[str, Any]:
     perf_analyzer sends the steps in order and wraps around, as the Python generator does.
     A batching model's shape leaves the batch dimension out (``-b`` sets it).
     """
-    shape = list(pixels.shape[1:]) if info.max_batch_size > 0 else [1, *pixels.shape[1:]]
+    shape = list(pixels.shape[1:]) if info.batching else [1, *pixels.shape[1:]]
     return {
         "data": [
             {info.input_name: {"b64": base64.b64encode(px.tobytes()).decode("ascii"), "shape": shape}}

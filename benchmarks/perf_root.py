@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from serving.processes import PROJECT_ROOT
+from contract.paths import PROJECT_ROOT
 
 CACHE_DIR = PROJECT_ROOT / "build" / "perf-analyzer"
 REQUIREMENTS = Path(__file__).with_name("perf-analyzer-requirements.txt")

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from serving.processes import PROJECT_ROOT
+from contract.paths import PROJECT_ROOT
 
 SYNTHETIC_DIR = PROJECT_ROOT / "build" / "perf" / "photos"
 SYNTHETIC_PER_CLASS = 64

@@ -15,7 +15,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+from contract.paths import PROJECT_ROOT
+
 RESULTS_DIR = PROJECT_ROOT / "docs" / "reliability"
 TEMPLATE = RESULTS_DIR / "TEMPLATE.md"
 OUTPUT = PROJECT_ROOT / "RELIABILITY.md"

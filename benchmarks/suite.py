@@ -30,10 +30,11 @@ from typing import Any
 import numpy as np
 
 from benchmarks.photos import resolve_photos
+from contract.model import MODEL_NAME
+from contract.paths import ARTIFACTS_DIR, PROJECT_ROOT
 from imaging.cli import ArgumentParser
-from serving.processes import PROJECT_ROOT
 
-TRAINED_CHECKPOINT = PROJECT_ROOT / "artifacts" / "checkpoints" / "last.pt"
+TRAINED_CHECKPOINT = PROJECT_ROOT / ARTIFACTS_DIR / "checkpoints" / "last.pt"
 
 
 def _levels(text: str) -> list[int]:
@@ -279,7 +280,7 @@ async def _load_matrix(
     baseline_url: str,
     say: Callable[[str], None],
 ) -> dict[str, Any]:
-    from benchmarks import measure
+    from benchmarks import measure, stack
 
     top = max(args.concurrency)
     senders = await measure.senders_for(
@@ -289,14 +290,14 @@ async def _load_matrix(
             "baseline": ("http", {"url": baseline_url}),
             "gateway_fp32": ("http", {"url": gw.url}),
             "gateway_int8": ("http", {"url": gw_int8.url}),
-            "triton_fp32": ("triton", {"grpc_url": triton.grpc_url, "model": "cats_dogs", "batch": 1}),
+            "triton_fp32": ("triton", {"grpc_url": triton.grpc_url, "model": MODEL_NAME, "batch": 1}),
         },
         top,
     )
     metrics = {
-        "gateway_fp32": (triton.metrics_url, "cats_dogs"),
-        "gateway_int8": (triton.metrics_url, "cats_dogs_int8"),
-        "triton_fp32": (triton.metrics_url, "cats_dogs"),
+        "gateway_fp32": (triton.metrics_url, MODEL_NAME),
+        "gateway_int8": (triton.metrics_url, stack.INT8_MODEL),
+        "triton_fp32": (triton.metrics_url, MODEL_NAME),
     }
     matrix = await measure.run_matrix(
         senders, metrics, args.concurrency, runs=args.runs, duration_s=args.duration,
@@ -308,24 +309,24 @@ async def _load_matrix(
 
 
 async def _batching(args: argparse.Namespace, triton: Any, say: Callable[[str], None]) -> dict[str, Any]:
-    from benchmarks import measure
+    from benchmarks import measure, stack
 
     level = max(args.concurrency)
     senders = await measure.senders_for(
         args.images,
         args.sample,
         {
-            "dynamic_batching": ("triton", {"grpc_url": triton.grpc_url, "model": "cats_dogs", "batch": 1}),
+            "dynamic_batching": ("triton", {"grpc_url": triton.grpc_url, "model": MODEL_NAME, "batch": 1}),
             "no_batching": (
                 "triton",
-                {"grpc_url": triton.grpc_url, "model": "cats_dogs_nobatch", "batch": 1},
+                {"grpc_url": triton.grpc_url, "model": stack.NOBATCH_MODEL, "batch": 1},
             ),
         },
         level,
     )
     metrics = {
-        "dynamic_batching": (triton.metrics_url, "cats_dogs"),
-        "no_batching": (triton.metrics_url, "cats_dogs_nobatch"),
+        "dynamic_batching": (triton.metrics_url, MODEL_NAME),
+        "no_batching": (triton.metrics_url, stack.NOBATCH_MODEL),
     }
     matrix = await measure.run_matrix(
         senders, metrics, [level], runs=args.runs, duration_s=args.duration,
@@ -364,7 +365,7 @@ def _scoring(
             {
                 "direct": (
                     "triton",
-                    {"grpc_url": triton.grpc_url, "model": "cats_dogs", "batch": SCORER_BATCH},
+                    {"grpc_url": triton.grpc_url, "model": MODEL_NAME, "batch": SCORER_BATCH},
                 )
             },
             SCORER_IN_FLIGHT,

@@ -19,13 +19,15 @@ ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /src
 COPY pyproject.toml constraints.txt README.md ./
 # Only the packages the gateway imports: setuptools' discovery skips the ones not copied, so the
-# image carries no training or export code (and none of their heavy dependencies).
+# image carries no training or export code (and none of their heavy dependencies); contract/ is the
+# model's names and ModelInfo, standard library only.
+COPY contract/ contract/
 COPY imaging/ imaging/
 COPY tracking/ tracking/
 COPY gateway/ gateway/
 COPY tritonlink/ tritonlink/
 RUN pip install -c constraints.txt ".[gateway]" \
-    && python -c "import gateway.app, imaging, tracking, tritonlink"
+    && python -c "import gateway.app, contract, imaging, tracking, tritonlink"
 
 FROM ${PYTHON_IMAGE} AS runtime
 LABEL org.opencontainers.image.title="cats-dogs-gateway" \

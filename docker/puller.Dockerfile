@@ -16,7 +16,8 @@ RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /src
 COPY pyproject.toml constraints.txt README.md ./
-# export.contract reads training.registry's names; nothing else of training is copied.
+# export.pull reads training.registry's names; nothing else of training is copied.
+COPY contract/ contract/
 COPY training/__init__.py training/registry.py training/
 COPY export/ export/
 RUN pip install -c constraints.txt ".[pull]" \

@@ -16,6 +16,7 @@ RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /src
 COPY pyproject.toml constraints.txt README.md ./
+COPY contract/ contract/
 COPY imaging/ imaging/
 COPY training/ training/
 COPY export/ export/

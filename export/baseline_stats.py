@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from contract.model import DRIFT_BASELINE_PARAMETER
 from export.dataset import LabelledImages
 from imaging import brightness
 
@@ -69,11 +70,6 @@ def compute(data: LabelledImages, probabilities: np.ndarray, class_names: tuple[
     return stats
 
 
-# Config parameter carrying the drift reference to the gateway, which reads it from Triton
-# (it cannot read files beside the model).
-PARAMETER_KEY = "drift_baseline"
-
-
 def as_parameter(stats: dict[str, Any]) -> dict[str, str]:
     """The part of the baseline a live monitor compares against, as a compact config parameter."""
     keep = {
@@ -82,7 +78,7 @@ def as_parameter(stats: dict[str, Any]) -> dict[str, str]:
         "confidence": {k: stats["confidence"][k] for k in ("edges", "fractions", "mean")},
         "brightness": {k: stats["brightness"][k] for k in ("edges", "fractions", "mean")},
     }
-    return {PARAMETER_KEY: json.dumps(keep, separators=(",", ":"))}
+    return {DRIFT_BASELINE_PARAMETER: json.dumps(keep, separators=(",", ":"))}
 
 
 def read(path: Path) -> dict[str, Any] | None:

@@ -21,7 +21,7 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
-from export.contract import INPUT_NAME
+from contract.model import INPUT_NAME
 from export.dataset import synthetic_images
 from export.onnx_export import export_onnx
 from export.quantize import quantize_int8

@@ -14,18 +14,18 @@ import yaml
 
 # Only light imports here: torch, onnx and mlflow load after argument parsing (see main), so
 # --help and bad flags answer at once.
-from export.contract import (
-    DEFAULT_ARTIFACT_DIR,
-    DEFAULT_CACHE,
-    DEFAULT_CPU_REPOSITORY,
-    DEFAULT_MANIFEST,
-    DEFAULT_MIN_ACCURACY,
-    DEFAULT_REPOSITORY,
-    DEFAULT_TRITON_VENV,
-    MIN_PARITY_IMAGES,
+from contract.paths import (
+    CPU_MODEL_REPOSITORY,
+    EXPORT_ARTIFACT_DIR,
+    MODEL_REPOSITORY,
+    PROJECT_CACHE_DIR,
+    PROJECT_MANIFEST,
+    PROJECT_ROOT,
+    TRITON_VENV,
 )
+from export.contract import DEFAULT_MIN_ACCURACY, MIN_PARITY_IMAGES
 from imaging.cli import ArgumentParser
-from training.registry import CHAMPION, PROJECT_ROOT
+from training.registry import CHAMPION
 
 PARAMS_FILE = PROJECT_ROOT / "params.yaml"
 
@@ -70,22 +70,22 @@ exit codes (--check): 0 meets the contract, 1 it does not, 2 not a readable ONNX
         help="only verify that ONNX meets the serving contract, then exit",
     )
     p.add_argument(
-        "--repository", type=Path, default=DEFAULT_REPOSITORY, help="canonical Triton repository root"
+        "--repository", type=Path, default=MODEL_REPOSITORY, help="canonical Triton repository root"
     )
     p.add_argument(
-        "--cpu-repository", type=Path, default=DEFAULT_CPU_REPOSITORY, help="derived CPU repository root"
+        "--cpu-repository", type=Path, default=CPU_MODEL_REPOSITORY, help="derived CPU repository root"
     )
     p.add_argument(
         "--artifact-dir",
         type=Path,
-        default=DEFAULT_ARTIFACT_DIR,
+        default=EXPORT_ARTIFACT_DIR,
         help="copy of the new version's files + export.json at a fixed path (the DVC stage output)",
     )
     p.add_argument(
         "--no-cpu-repository", action="store_true", help="do not (re)build the derived CPU repository"
     )
     p.add_argument(
-        "--manifest", type=Path, default=DEFAULT_MANIFEST, help="data manifest (splits and labels)"
+        "--manifest", type=Path, default=PROJECT_MANIFEST, help="data manifest (splits and labels)"
     )
     p.add_argument(
         "--no-local-data",
@@ -94,7 +94,10 @@ exit codes (--check): 0 meets the contract, 1 it does not, 2 not a readable ONNX
         "recorded with it in MLflow and check parity on synthetic images instead of --manifest",
     )
     p.add_argument(
-        "--cache-dir", type=Path, default=DEFAULT_CACHE, help="preprocess cache root (<dir>/<size>/<sha>.npy)"
+        "--cache-dir",
+        type=Path,
+        default=PROJECT_CACHE_DIR,
+        help="preprocess cache root (<dir>/<size>/<sha>.npy)",
     )
     p.add_argument(
         "--min-accuracy",
@@ -145,7 +148,7 @@ exit codes (--check): 0 meets the contract, 1 it does not, 2 not a readable ONNX
     p.add_argument(
         "--execution-env",
         default="",
-        help=f"EXECUTION_ENV_PATH for the python backend (e.g. {DEFAULT_TRITON_VENV}); "
+        help=f"EXECUTION_ENV_PATH for the python backend (e.g. {TRITON_VENV}); "
         "default: the python3 first on PATH",
     )
     p.add_argument(

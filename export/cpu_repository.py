@@ -18,7 +18,7 @@ from pathlib import Path
 
 from tritonclient.grpc import model_config_pb2 as mc
 
-from export.contract import CONFIG_FILENAME, LABELS_FILENAME, MODEL_NAME
+from contract.model import CONFIG_FILENAME, LABELS_FILENAME, MODEL_NAME
 from export.triton_config import read_config, write_config
 from export.versions import version_dirs
 

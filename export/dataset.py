@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from export.contract import DEFAULT_CACHE, DEFAULT_MANIFEST
+from contract.paths import PROJECT_CACHE_DIR, PROJECT_MANIFEST
 from imaging import ImageError, load_for_model
 from training.data import cache_path, load_manifest
 from training.transforms import CLASS_NAMES
@@ -47,8 +47,8 @@ class MissingImagesError(RuntimeError):
 class DataLocation:
     # None: no local data for this model (the bundled model): parity runs on synthetic stand-ins
     # and the gate reads the test metrics recorded with the model in MLflow.
-    manifest: Path | None = DEFAULT_MANIFEST
-    cache_dir: Path = DEFAULT_CACHE
+    manifest: Path | None = PROJECT_MANIFEST
+    cache_dir: Path = PROJECT_CACHE_DIR
 
 
 def _manifest_rows(manifest: Path) -> list[dict[str, str]]:

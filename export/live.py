@@ -10,12 +10,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from contract.paths import CPU_MODEL_REPOSITORY
+
 
 def reload_if_serving(cpu_repository: Path | None) -> str:
     from serving.processes import read_pid
-    from serving.triton import DEFAULT_REPOSITORY, TritonOptions, reload_model
+    from serving.triton import TritonOptions, reload_model
 
-    if cpu_repository is None or cpu_repository.resolve() != DEFAULT_REPOSITORY.resolve():
+    if cpu_repository is None or cpu_repository.resolve() != CPU_MODEL_REPOSITORY.resolve():
         return "local Triton not reloaded (a non-default repository was written)"
     options = TritonOptions()
     if read_pid(options.pid_file) is None:

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import onnx
 
-from training.registry import PROJECT_ROOT
+from contract.paths import PROJECT_ROOT
 
 INPUT_FORMAT = "RGB uint8 NHWC"
 

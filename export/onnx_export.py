@@ -23,7 +23,8 @@ import onnxruntime as ort
 import torch
 from torch import nn
 
-from export.contract import BATCH_DIM_NAME, INPUT_NAME, OPSET, OUTPUT_NAME
+from contract.model import BATCH_DIM_NAME, INPUT_NAME, OUTPUT_NAME
+from export.contract import OPSET
 
 
 class ExportError(RuntimeError):

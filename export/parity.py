@@ -10,7 +10,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from export.contract import INPUT_NAME, MIN_PARITY_IMAGES
+from contract.model import INPUT_NAME
+from export.contract import MIN_PARITY_IMAGES
 from export.onnx_export import ProbabilityModel, session
 
 BATCH_SIZES: tuple[int, ...] = (1, 7, 32)

@@ -13,20 +13,19 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from export import baseline_stats, gate, quantize
-from export import cpu_repository as cpu_repo
-from export.contract import (
+from contract.model import (
     BASELINE_FILENAME,
     CONFIG_FILENAME,
-    DEFAULT_CPU_REPOSITORY,
-    DEFAULT_MIN_ACCURACY,
-    DEFAULT_REPOSITORY,
     LABELS_FILENAME,
     ONNX_FILENAME,
     UNCERTAIN_THRESHOLD_METRIC,
     UNCERTAIN_THRESHOLD_PARAMETER,
     model_dir,
 )
+from contract.paths import CPU_MODEL_REPOSITORY, MODEL_REPOSITORY
+from export import baseline_stats, gate, quantize
+from export import cpu_repository as cpu_repo
+from export.contract import DEFAULT_MIN_ACCURACY
 from export.dataset import DataLocation, LabelledImages, load_split, parity_images, synthetic_images
 from export.metadata import ModelFacts, current_git_sha, labels_text, utc_now, write_onnx_metadata
 from export.onnx_export import export_onnx, verify_contract
@@ -47,8 +46,8 @@ from export.versions import (
 
 @dataclass(frozen=True, kw_only=True)
 class ExportRequest:
-    repository: Path = DEFAULT_REPOSITORY
-    cpu_repository: Path | None = DEFAULT_CPU_REPOSITORY  # None: do not derive the CPU repository
+    repository: Path = MODEL_REPOSITORY
+    cpu_repository: Path | None = CPU_MODEL_REPOSITORY  # None: do not derive the CPU repository
     artifact_dir: Path | None = None  # also copy the version's files + export.json here (DVC output)
     data: DataLocation = field(default_factory=DataLocation)
     serving: ServingOptions = field(default_factory=ServingOptions)

@@ -26,8 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from contract.model import CONFIG_FILENAME, MODEL_NAME
 from export import ort_cpu
-from export.contract import CONFIG_FILENAME, MODEL_NAME
 from export.cpu_repository import CpuOptions
 from export.cpu_repository import build as build_cpu
 from export.registry_artifacts import (

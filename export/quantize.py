@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import onnx
 
-from export.contract import INPUT_NAME
+from contract.model import INPUT_NAME
 from export.dataset import LabelledImages
 from export.gate import predict
 from export.metadata import read_onnx_metadata

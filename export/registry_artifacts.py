@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from export.contract import CONFIG_FILENAME, LABELS_FILENAME, MODEL_NAME
+from contract.model import CONFIG_FILENAME, LABELS_FILENAME, MODEL_NAME
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient

@@ -22,17 +22,16 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from export import baseline_stats
-from export.contract import (
+from contract.model import (
     BASELINE_FILENAME,
     CONFIG_FILENAME,
-    DEFAULT_CPU_REPOSITORY,
-    DEFAULT_REPOSITORY,
-    DEFAULT_RETIRED_DIR,
+    DRIFT_BASELINE_PARAMETER,
     MODEL_NAME,
     ONNX_FILENAME,
     model_dir,
 )
+from contract.paths import CPU_MODEL_REPOSITORY, MODEL_REPOSITORY, RETIRED_VERSIONS_DIR
+from export import baseline_stats
 from export.cpu_repository import CpuOptions
 from export.live import reload_if_serving
 from export.metadata import ModelFacts, read_onnx_metadata, utc_now
@@ -79,9 +78,9 @@ def cpu_options_from(cpu_model_dir: Path) -> CpuOptions:
 
 
 def rollback_repository(
-    repository: Path = DEFAULT_REPOSITORY,
-    cpu_repository: Path | None = DEFAULT_CPU_REPOSITORY,
-    retired_dir: Path = DEFAULT_RETIRED_DIR,
+    repository: Path = MODEL_REPOSITORY,
+    cpu_repository: Path | None = CPU_MODEL_REPOSITORY,
+    retired_dir: Path = RETIRED_VERSIONS_DIR,
 ) -> RollbackResult:
     from export import cpu_repository as cpu_repo
 
@@ -116,7 +115,7 @@ def rollback_repository(
     if baseline is not None:
         set_parameters(config, baseline_stats.as_parameter(baseline))
     else:
-        config.parameters.pop(baseline_stats.PARAMETER_KEY, None)
+        config.parameters.pop(DRIFT_BASELINE_PARAMETER, None)
     write_config(config, mdir / CONFIG_FILENAME)
     record = log.get(newest) or VersionRecord(triton_version=newest)
     record.rolled_back_at = utc_now()
@@ -155,17 +154,17 @@ def build_parser() -> argparse.ArgumentParser:
   python -m export.rollback --help""",
     )
     p.add_argument(
-        "--repository", type=Path, default=DEFAULT_REPOSITORY, help="canonical Triton repository root"
+        "--repository", type=Path, default=MODEL_REPOSITORY, help="canonical Triton repository root"
     )
     p.add_argument(
         "--cpu-repository",
         type=Path,
-        default=DEFAULT_CPU_REPOSITORY,
+        default=CPU_MODEL_REPOSITORY,
         help="derived CPU repository root to regenerate",
     )
     p.add_argument("--no-cpu-repository", action="store_true", help="leave the derived CPU repository alone")
     p.add_argument(
-        "--retired-dir", type=Path, default=DEFAULT_RETIRED_DIR, help="where retired versions are moved"
+        "--retired-dir", type=Path, default=RETIRED_VERSIONS_DIR, help="where retired versions are moved"
     )
     p.add_argument("--no-mlflow", action="store_true", help="do not move the MLflow champion alias")
     return p

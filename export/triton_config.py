@@ -15,7 +15,7 @@ from google.protobuf import text_format
 from google.protobuf.message import Message
 from tritonclient.grpc import model_config_pb2 as mc
 
-from export.contract import INPUT_NAME, LABELS_FILENAME, MODEL_NAME, ONNX_FILENAME, OUTPUT_NAME
+from contract.model import INPUT_NAME, LABELS_FILENAME, MODEL_NAME, ONNX_FILENAME, OUTPUT_NAME
 from export.metadata import ModelFacts
 
 

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from export.contract import ONNX_FILENAME, VERSIONS_FILENAME
+from contract.model import ONNX_FILENAME, VERSIONS_FILENAME
 
 
 @dataclass(kw_only=True)

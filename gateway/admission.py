@@ -14,9 +14,9 @@ from typing import Any, TypeVar
 
 from fastapi import Request
 
+from contract.model_info import ModelInfo
 from gateway.dependencies import Services
 from gateway.errors import ApiError
-from gateway.triton_backend import ModelInfo
 
 T = TypeVar("T")
 

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from contract.model import MODEL_NAME
 from gateway import schemas
 from gateway.dependencies import ServicesDep
 from gateway.upload_page import UPLOAD_PAGE
@@ -44,7 +45,7 @@ async def live(services: ServicesDep) -> dict[str, str]:
     responses=schemas.ok(
         schemas.Ready,
         "Ready to classify",
-        {"status": "ready", "model_name": "cats_dogs", "model_version": "3"},
+        {"status": "ready", "model_name": MODEL_NAME, "model_version": "3"},
     )
     | {
         503: {

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 import structlog
 
+from contract.model_info import ModelInfo
 from gateway.metrics import Metrics
-from gateway.triton_backend import ModelInfo, TritonBackend, TritonError
+from gateway.triton_backend import TritonBackend, TritonError
 
 log = structlog.get_logger("gateway.model")
 

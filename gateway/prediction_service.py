@@ -22,6 +22,8 @@ import structlog
 from fastapi import Depends, Request, UploadFile
 from fastapi.responses import JSONResponse, Response
 
+from contract.model import UNCERTAIN_THRESHOLD_PARAMETER
+from contract.model_info import ModelInfo
 from gateway.admission import (
     ClientGoneError,
     admitted,
@@ -34,7 +36,7 @@ from gateway.admission import (
 from gateway.decoding import DecodeBusyError, DecodedUpload
 from gateway.dependencies import Services
 from gateway.errors import ApiError, from_image_error, from_triton_error
-from gateway.triton_backend import ModelInfo, TritonError
+from gateway.triton_backend import TritonError
 from imaging import ImageError
 
 # The routes' logger name, kept: log queries and dashboards select on it.
@@ -55,8 +57,8 @@ def uncertain_threshold(setting: float | None, info: ModelInfo) -> float:
     """UNCERTAIN_THRESHOLD when set, else the model's own (from its config), else the fallback."""
     if setting is not None:
         return setting
-    try:  # the parameter export.contract.UNCERTAIN_THRESHOLD_PARAMETER writes (no export import here)
-        return float(info.parameters.get("uncertain_threshold", FALLBACK_UNCERTAIN_THRESHOLD))
+    try:
+        return float(info.parameters.get(UNCERTAIN_THRESHOLD_PARAMETER, FALLBACK_UNCERTAIN_THRESHOLD))
     except (TypeError, ValueError):
         return FALLBACK_UNCERTAIN_THRESHOLD
 

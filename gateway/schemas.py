@@ -12,6 +12,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from contract.model import INPUT_DATATYPE, INPUT_NAME, MODEL_NAME, OUTPUT_NAME
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -236,10 +238,10 @@ class Health(_Strict):
 
 
 MODEL_EXAMPLE: dict[str, Any] = {
-    "name": "cats_dogs",
+    "name": MODEL_NAME,
     "version": "3",
-    "input": {"name": "image", "datatype": "UINT8", "shape": [-1, 112, 112, 3]},
-    "output": "probabilities",
+    "input": {"name": INPUT_NAME, "datatype": INPUT_DATATYPE, "shape": [-1, 112, 112, 3]},
+    "output": OUTPUT_NAME,
     "max_batch_size": 64,
     "class_names": ["cat", "dog"],
     "parameters": {
@@ -291,7 +293,7 @@ class ApiDescription(_Strict):
 ROOT_EXAMPLE: dict[str, Any] = {
     "name": "cats-dogs-classifier gateway",
     "description": "Upload a photo, get cat or dog. Send Accept: text/html for the upload page.",
-    "model": {"name": "cats_dogs", "version": "3", "class_names": ["cat", "dog"]},
+    "model": {"name": MODEL_NAME, "version": "3", "class_names": ["cat", "dog"]},
     "ready": True,
     "endpoints": {"POST /predict": "multipart field 'file' → label, confidence, probabilities"},
     "limits": {"max_upload_bytes": 10485760, "max_pixels": 40000000, "max_batch": 64},

@@ -12,6 +12,9 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from contract.model import MODEL_NAME
+from contract.paths import PREDICTIONS_DB
+
 _DEFAULT_PORTS = {"grpc": 8001, "http": 8010}
 
 
@@ -32,7 +35,7 @@ class Settings(BaseSettings):
         "replicas receive traffic",
     )
     triton_protocol: Literal["grpc", "http"] = "grpc"
-    model_name: str = Field(default="cats_dogs", min_length=1)
+    model_name: str = Field(default=MODEL_NAME, min_length=1)
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -116,7 +119,7 @@ class Settings(BaseSettings):
 
     # Performance tracking (prediction log, feedback, stats, drift) and the response cache.
     tracking_enabled: bool = True
-    tracking_db: Path = Field(default=Path("run/predictions.db"), description="SQLite log (WAL)")
+    tracking_db: Path = Field(default=Path(PREDICTIONS_DB), description="SQLite log (WAL)")
     tracking_database_url: SecretStr | None = Field(
         default=None,
         description="postgresql://user:pass@host:port/db: a prediction log shared by every replica; "

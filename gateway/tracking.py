@@ -19,6 +19,7 @@ import numpy as np
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from contract.model import DRIFT_BASELINE_PARAMETER
 from imaging import brightness
 from tracking import PerformanceTracker
 from tracking.cache import ResponseCache
@@ -149,7 +150,7 @@ class TrackingService:
     def follow_model(self, class_names: tuple[str, ...], parameters: dict[str, str]) -> None:
         """Adopt the served model's labels and drift baseline (called whenever the model changes)."""
         self.tracker.class_names = class_names
-        raw = parameters.get("drift_baseline")
+        raw = parameters.get(DRIFT_BASELINE_PARAMETER)
         if raw == self._baseline_source:
             return
         self._baseline_source = raw

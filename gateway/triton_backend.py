@@ -1,7 +1,8 @@
 """Triton through tritonclient's asyncio clients (gRPC by default, HTTP as an option).
 
 Everything the gateway knows about the model comes from here: input name/shape/dtype, max batch
-size, class names and version are read from Triton's model metadata and config ``parameters``.
+size, class names and version are read from Triton's model metadata and config ``parameters``
+(``contract.model_info`` says what a servable model is).
 Triton's failures are folded into a few kinds that map onto HTTP statuses.
 """
 
@@ -10,12 +11,12 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 from tritonclient.utils import InferenceServerException
 
+from contract.model_info import ModelInfo, parse_model_info, version_order
 from tritonlink import TritonTarget, channel_args, parse_target
 
 TritonFailure = Literal["unavailable", "rejected", "timeout", "model_error"]
@@ -52,35 +53,6 @@ class TritonError(Exception):
         self.detail = detail
 
 
-@dataclass(frozen=True, kw_only=True)
-class ModelInfo:
-    name: str
-    version: str
-    versions: tuple[str, ...]
-    input_name: str
-    input_datatype: str
-    image_size: int
-    output_name: str
-    max_batch_size: int
-    class_names: tuple[str, ...]
-    parameters: dict[str, str]
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "version": self.version,
-            "input": {
-                "name": self.input_name,
-                "datatype": self.input_datatype,
-                "shape": [-1, self.image_size, self.image_size, 3],
-            },
-            "output": self.output_name,
-            "max_batch_size": self.max_batch_size,
-            "class_names": list(self.class_names),
-            "parameters": self.parameters,
-        }
-
-
 def classify_exception(exc: BaseException) -> TritonError:
     """Any client-side exception → a TritonError with a kind and a message without internals."""
     if isinstance(exc, TritonError):
@@ -107,52 +79,6 @@ def classify_exception(exc: BaseException) -> TritonError:
         return TritonError("model_error", "the model server failed to run the model")
     # aiohttp/grpc connection errors and the like: the server is not reachable.
     return TritonError("unavailable", "the model server is not available")
-
-
-def parse_model_info(name: str, metadata: dict[str, Any], config: dict[str, Any]) -> ModelInfo:
-    """Model metadata + config (JSON forms, as both protocols return them) → what the gateway needs."""
-    inputs = metadata.get("inputs") or []
-    outputs = metadata.get("outputs") or []
-    if len(inputs) != 1 or len(outputs) != 1:
-        raise ValueError(
-            f"model {name!r} must have one input and one output, has {len(inputs)}/{len(outputs)}"
-        )
-    parameters = {
-        key: str(value.get("string_value", "")) for key, value in (config.get("parameters") or {}).items()
-    }
-    raw_names = parameters.get("class_names")
-    if not raw_names:
-        raise ValueError(f"model {name!r} config has no 'class_names' parameter")
-    class_names = tuple(str(c) for c in json.loads(raw_names))
-    shape = [int(d) for d in inputs[0]["shape"]]
-    spatial = [d for d in shape[1:3] if d > 0]
-    if spatial:
-        image_size = spatial[0]
-    elif parameters.get("image_size"):
-        image_size = int(parameters["image_size"])
-    else:
-        raise ValueError(f"model {name!r}: input shape {shape} has no fixed image size")
-    if len(shape) != 4 or shape[-1] != 3:
-        raise ValueError(f"model {name!r}: expected an NHWC RGB input, got shape {shape}")
-    versions = tuple(sorted((str(v) for v in metadata.get("versions") or []), key=_version_key))
-    if not versions:
-        raise ValueError(f"model {name!r} has no loaded version")
-    return ModelInfo(
-        name=name,
-        version=versions[-1],
-        versions=versions,
-        input_name=str(inputs[0]["name"]),
-        input_datatype=str(inputs[0]["datatype"]),
-        image_size=image_size,
-        output_name=str(outputs[0]["name"]),
-        max_batch_size=int(config.get("max_batch_size") or 1),
-        class_names=class_names,
-        parameters=parameters,
-    )
-
-
-def _version_key(version: str) -> tuple[int, str]:
-    return (int(version), "") if version.isdigit() else (-1, version)
 
 
 class TritonBackend:
@@ -268,7 +194,7 @@ class TritonBackend:
                 error = classify_exception(exc)
                 if error.kind != "unavailable" or attempt + 1 == self.attempts:
                     raise error from exc
-        return tuple(sorted((str(v) for v in metadata.get("versions") or []), key=_version_key))
+        return version_order(metadata.get("versions") or [])
 
     async def _metadata(self) -> dict[str, Any]:
         if self.protocol == "grpc":

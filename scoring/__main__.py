@@ -21,6 +21,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from contract.model import MODEL_NAME
 from imaging import DecodeLimits
 from imaging.cli import ArgumentParser
 from scoring.inputs import Shard, list_inputs
@@ -50,9 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="Triton gRPC host:port, several comma-separated, or a gRPC target such as "
         "dns:///triton-headless:8001; batches are spread over the servers (env TRITON_GRPC_URL)",
     )
-    parser.add_argument(
-        "--model", default=os.environ.get("MODEL_NAME", "cats_dogs"), help="Triton model name"
-    )
+    parser.add_argument("--model", default=os.environ.get("MODEL_NAME", MODEL_NAME), help="Triton model name")
     parser.add_argument("--batch-size", type=int, default=32, help="images per Triton request")
     parser.add_argument("--in-flight", type=int, default=4, help="Triton requests outstanding at once")
     parser.add_argument(
@@ -107,7 +106,7 @@ async def run(args: argparse.Namespace) -> RunSummary:
     model = TritonModel(args.triton_url, args.model, timeout_s=args.timeout)
     try:
         info = await model.connect()
-        batch_size = min(args.batch_size, info.max_batch_size or args.batch_size)
+        batch_size = min(args.batch_size, info.max_batch_size)
         writer = open_writer(args.output, info.class_names)
         errors = ErrorLog(errors_path(args))
         print(

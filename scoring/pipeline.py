@@ -18,9 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
+from contract.model_info import ModelInfo
 from imaging import DecodeLimits, ImageError, load_for_model
 from scoring.output import ErrorLog, ResultWriter, ScoredImage
-from scoring.triton_model import ModelInfo, TritonModel
+from scoring.triton_model import TritonModel
 
 INFER_ATTEMPTS = 3
 

@@ -1,53 +1,14 @@
-"""What the served model expects, read from Triton itself, and a gRPC aio inference call."""
+"""What the served model expects, read from Triton itself (``contract.model_info``), and a gRPC aio
+inference call."""
 
 from __future__ import annotations
-
-import json
-from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import tritonclient.grpc.aio as grpcclient
 from tritonclient.utils import InferenceServerException
 
+from contract.model_info import ModelInfo, parse_model_info
 from tritonlink import channel_args, parse_target
-
-
-@dataclass(frozen=True)
-class ModelInfo:
-    name: str
-    version: str
-    input_name: str
-    image_size: int
-    output_name: str
-    max_batch_size: int
-    class_names: tuple[str, ...]
-    # Where the served version came from: the MLflow registered-model version (config parameters).
-    mlflow_version: str | None = None
-
-
-def parse_model_info(name: str, metadata: dict[str, Any], config: dict[str, Any]) -> ModelInfo:
-    """Model facts from Triton's metadata and config (JSON forms), with errors that say what is missing."""
-    inputs, outputs = metadata.get("inputs", []), metadata.get("outputs", [])
-    if len(inputs) != 1 or len(outputs) != 1:
-        raise ValueError(f"model {name!r}: expected one input and one output, got {inputs} / {outputs}")
-    shape = [int(d) for d in inputs[0]["shape"]]
-    if inputs[0]["datatype"] != "UINT8" or len(shape) != 4 or shape[-1] != 3 or shape[1] != shape[2]:
-        raise ValueError(f"model {name!r}: input must be UINT8 [N,S,S,3], got {inputs[0]}")
-    raw_names = config.get("parameters", {}).get("class_names", {}).get("string_value")
-    if not raw_names:
-        raise ValueError(f"model {name!r}: config parameters lack 'class_names' (re-export the model)")
-    versions = metadata.get("versions") or ["unknown"]
-    return ModelInfo(
-        name=name,
-        version=str(max(versions, key=lambda v: int(v) if str(v).isdigit() else -1)),
-        input_name=inputs[0]["name"],
-        image_size=shape[1],
-        output_name=outputs[0]["name"],
-        max_batch_size=int(config.get("max_batch_size", 0)),
-        class_names=tuple(json.loads(raw_names)),
-        mlflow_version=config.get("parameters", {}).get("model_version_mlflow", {}).get("string_value"),
-    )
 
 
 class TritonModel:

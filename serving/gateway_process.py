@@ -13,8 +13,10 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from contract.model import MODEL_NAME
+from contract.paths import RUN_DIR
 from imaging.cli import ArgumentParser
-from serving.processes import RUN_DIR, http_ok, read_pid, stop_by_pid_file, wait_http_ok, write_pid
+from serving.processes import http_ok, read_pid, stop_by_pid_file, wait_http_ok, write_pid
 from serving.triton import DEFAULT_GRPC_PORT, DEFAULT_HTTP_PORT
 
 
@@ -24,7 +26,7 @@ class GatewayOptions:
     port: int = 8000
     triton_url: str = f"127.0.0.1:{DEFAULT_GRPC_PORT}"
     triton_protocol: str = "grpc"
-    model_name: str = "cats_dogs"
+    model_name: str = MODEL_NAME
     log_file: Path = RUN_DIR / "gateway.log"
     pid_file: Path = RUN_DIR / "gateway.pid"
     timeout_s: float = 60.0
@@ -99,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"Triton host:port (default 127.0.0.1:{DEFAULT_GRPC_PORT} for gRPC, "
         f"127.0.0.1:{DEFAULT_HTTP_PORT} for HTTP)",
     )
-    parser.add_argument("--model", default="cats_dogs", help="Triton model name")
+    parser.add_argument("--model", default=MODEL_NAME, help="Triton model name")
     parser.add_argument(
         "--log-file", type=Path, default=RUN_DIR / "gateway.log", help="gateway log (JSON lines)"
     )

@@ -14,9 +14,9 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-# Anchored at the checkout, so every entry point finds the same files whatever the working directory.
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-RUN_DIR = PROJECT_ROOT / "run"
+# Defined in contract.paths; named here too for the callers that know processes by this module.
+from contract.paths import PROJECT_ROOT as PROJECT_ROOT
+from contract.paths import RUN_DIR as RUN_DIR
 
 
 def write_pid(pid_file: Path, pid: int) -> None:

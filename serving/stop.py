@@ -5,8 +5,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from contract.paths import RUN_DIR
 from imaging.cli import ArgumentParser
-from serving.processes import RUN_DIR, stop_by_pid_file
+from serving.processes import stop_by_pid_file
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -26,15 +26,11 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from contract.model import CONFIG_FILENAME, MODEL_NAME
+from contract.paths import CPU_MODEL_REPOSITORY, PROJECT_ROOT, TRITON_BACKENDS_DIR, TRITON_VENV
 from serving.postgres import PostgresCluster
-from serving.processes import PROJECT_ROOT, is_running, wait_http_ok
-from serving.triton import (
-    DEFAULT_BACKEND_VENV,
-    DEFAULT_BACKENDS_DIR,
-    DEFAULT_REPOSITORY,
-    TritonLauncher,
-    TritonOptions,
-)
+from serving.processes import is_running, wait_http_ok
+from serving.triton import TritonLauncher, TritonOptions
 
 
 def free_port() -> int:
@@ -49,10 +45,10 @@ def free_port() -> int:
 class TopologyOptions:
     gateways: int = 2
     tritons: int = 2
-    repository: Path = DEFAULT_REPOSITORY
-    model: str = "cats_dogs"
-    backend_venv: Path = DEFAULT_BACKEND_VENV
-    backends_dir: Path = DEFAULT_BACKENDS_DIR
+    repository: Path = CPU_MODEL_REPOSITORY
+    model: str = MODEL_NAME
+    backend_venv: Path = TRITON_VENV
+    backends_dir: Path = TRITON_BACKENDS_DIR
     drain_timeout_s: float = 2.0
     # Extra gateway environment (e.g. REQUEST_TIMEOUT_S); the topology's own variables win.
     gateway_env: dict[str, str] = field(default_factory=dict)
@@ -348,9 +344,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--gateways", type=int, default=2, help="gateway processes behind nginx")
     parser.add_argument("--tritons", type=int, default=2, help="Triton servers behind every gateway")
     parser.add_argument(
-        "--repository", type=Path, default=DEFAULT_REPOSITORY, help="model repository every Triton serves"
+        "--repository", type=Path, default=CPU_MODEL_REPOSITORY, help="model repository every Triton serves"
     )
-    parser.add_argument("--model", default="cats_dogs", help="Triton model name")
+    parser.add_argument("--model", default=MODEL_NAME, help="Triton model name")
     parser.add_argument("--drain-timeout", type=float, default=2.0, help="the gateways' DRAIN_TIMEOUT_S")
     parser.add_argument(
         "--duration", type=float, default=None, help="stop after this many seconds (default: until Ctrl-C)"
@@ -370,7 +366,7 @@ def main(argv: list[str] | None = None) -> int:
         model=args.model,
         drain_timeout_s=args.drain_timeout,
     )
-    if not (options.repository / options.model / "config.pbtxt").is_file():
+    if not (options.repository / options.model / CONFIG_FILENAME).is_file():
         print(
             f"error: no model {options.model!r} in {options.repository}: export one first (`make up`)",
             file=sys.stderr,

@@ -19,20 +19,11 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from contract.model import CONFIG_FILENAME, MODEL_NAME
+from contract.paths import CPU_MODEL_REPOSITORY, RUN_DIR, TRITON_BACKENDS_DIR, TRITON_VENV
 from imaging.cli import ArgumentParser
-from serving.processes import (
-    PROJECT_ROOT,
-    RUN_DIR,
-    read_pid,
-    stop_by_pid_file,
-    wait_http_ok,
-    write_pid,
-)
+from serving.processes import read_pid, stop_by_pid_file, wait_http_ok, write_pid
 
-DEFAULT_REPOSITORY = PROJECT_ROOT / "build" / "model_repository_cpu"
-DEFAULT_BACKEND_VENV = PROJECT_ROOT / ".venv-triton"
-DEFAULT_BACKENDS_DIR = PROJECT_ROOT / "build" / "triton_backends"
-DEFAULT_MODEL = "cats_dogs"
 # The gateway owns 8000; Triton's own HTTP port moves aside, gRPC and metrics keep Triton's defaults.
 DEFAULT_HTTP_PORT = 8010
 DEFAULT_GRPC_PORT = 8001
@@ -42,14 +33,14 @@ PYTHON_VERSION = "3.11"
 
 @dataclass(frozen=True, kw_only=True)
 class TritonOptions:
-    repository: Path = DEFAULT_REPOSITORY
-    model: str = DEFAULT_MODEL
+    repository: Path = CPU_MODEL_REPOSITORY
+    model: str = MODEL_NAME
     http_port: int = DEFAULT_HTTP_PORT
     grpc_port: int = DEFAULT_GRPC_PORT
     metrics_port: int = DEFAULT_METRICS_PORT
     host: str = "127.0.0.1"
-    backend_venv: Path = DEFAULT_BACKEND_VENV
-    backends_dir: Path = DEFAULT_BACKENDS_DIR
+    backend_venv: Path = TRITON_VENV
+    backends_dir: Path = TRITON_BACKENDS_DIR
     log_file: Path = RUN_DIR / "triton.log"
     pid_file: Path = RUN_DIR / "triton.pid"
     ready_timeout_s: float = 120.0
@@ -178,7 +169,7 @@ def server_env(options: TritonOptions, base: dict[str, str] | None = None) -> di
 
 def check_repository(options: TritonOptions) -> None:
     model_dir = options.repository / options.model
-    if not (model_dir / "config.pbtxt").is_file():
+    if not (model_dir / CONFIG_FILENAME).is_file():
         raise FileNotFoundError(
             f"no model {options.model!r} in {options.repository} (missing {model_dir}/config.pbtxt). "
             "Export one first: `make export-onnx` (or `make up`, which trains and exports)."
@@ -301,20 +292,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="what to do; reload = load the model again after an export or rollback (new versions go live)",
     )
     parser.add_argument(
-        "--repository", type=Path, default=DEFAULT_REPOSITORY, help="model repository to serve"
+        "--repository", type=Path, default=CPU_MODEL_REPOSITORY, help="model repository to serve"
     )
-    parser.add_argument("--model", default=DEFAULT_MODEL, help="model to load at start-up")
+    parser.add_argument("--model", default=MODEL_NAME, help="model to load at start-up")
     parser.add_argument("--http-port", type=int, default=DEFAULT_HTTP_PORT, help="Triton HTTP port")
     parser.add_argument("--grpc-port", type=int, default=DEFAULT_GRPC_PORT, help="Triton gRPC port")
     parser.add_argument("--metrics-port", type=int, default=DEFAULT_METRICS_PORT, help="Triton metrics port")
     parser.add_argument(
         "--backend-venv",
         type=Path,
-        default=DEFAULT_BACKEND_VENV,
+        default=TRITON_VENV,
         help="venv holding nvidia-pytriton and the python backend's packages (numpy<2, onnxruntime)",
     )
     parser.add_argument(
-        "--backends-dir", type=Path, default=DEFAULT_BACKENDS_DIR, help="where the python backend is prepared"
+        "--backends-dir", type=Path, default=TRITON_BACKENDS_DIR, help="where the python backend is prepared"
     )
     parser.add_argument("--log-file", type=Path, default=RUN_DIR / "triton.log", help="server log file")
     parser.add_argument("--pid-file", type=Path, default=RUN_DIR / "triton.pid", help="PID file")

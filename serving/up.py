@@ -24,12 +24,22 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from contract.model import (
+    ARCHITECTURE_PARAMETER,
+    CONFIG_FILENAME,
+    EXPORTED_AT_PARAMETER,
+    MLFLOW_MODEL_NAME_PARAMETER,
+    MLFLOW_RUN_ID_PARAMETER,
+    MLFLOW_VERSION_PARAMETER,
+    MODEL_NAME,
+    VERSIONS_FILENAME,
+)
+from contract.paths import CPU_MODEL_REPOSITORY, MODEL_REPOSITORY, PROJECT_ROOT, RUN_DIR
 from imaging.cli import ArgumentParser
 from serving.gateway_process import GatewayOptions, start_gateway
-from serving.processes import PROJECT_ROOT, RUN_DIR, read_pid
-from serving.triton import DEFAULT_MODEL, DEFAULT_REPOSITORY, TritonLauncher, TritonOptions
+from serving.processes import read_pid
+from serving.triton import TritonLauncher, TritonOptions
 
-CANONICAL_REPOSITORY = PROJECT_ROOT / "model_repository"
 DEFAULT_QUICK_CONFIG = PROJECT_ROOT / "configs" / "quick.yaml"
 DEFAULT_REAL_CONFIG = PROJECT_ROOT / "configs" / "pets.yaml"
 BUNDLED = "bundled"
@@ -58,7 +68,7 @@ def recipe_for(source: str, config: Path | None) -> Path:
 
 def exported_versions(repository: Path, model: str) -> list[int]:
     model_dir = repository / model
-    if not (model_dir / "config.pbtxt").is_file():
+    if not (model_dir / CONFIG_FILENAME).is_file():
         return []
     return sorted(int(p.name) for p in model_dir.iterdir() if p.is_dir() and p.name.isdigit())
 
@@ -124,18 +134,18 @@ def gateway_health(url: str, deadline_s: float = 60.0) -> dict[str, Any]:
 
 
 def describe_origin(parameters: dict[str, str]) -> str:
-    name = parameters.get("mlflow_model_name") or "?"
-    version = parameters.get("model_version_mlflow") or "?"
-    run = parameters.get("mlflow_run_id") or "?"
-    arch = parameters.get("architecture") or "?"
-    when = parameters.get("exported_at") or "?"
+    name = parameters.get(MLFLOW_MODEL_NAME_PARAMETER) or "?"
+    version = parameters.get(MLFLOW_VERSION_PARAMETER) or "?"
+    run = parameters.get(MLFLOW_RUN_ID_PARAMETER) or "?"
+    arch = parameters.get(ARCHITECTURE_PARAMETER) or "?"
+    when = parameters.get(EXPORTED_AT_PARAMETER) or "?"
     return f"MLflow model {name} version {version} (run {run}, {arch}), exported {when}"
 
 
 def served_figures(canonical_dir: Path, version: object) -> str:
     """The served version's measured test accuracy from the export's version log, for the banner."""
     try:
-        log = json.loads((canonical_dir / "versions.json").read_text())
+        log = json.loads((canonical_dir / VERSIONS_FILENAME).read_text())
     except (OSError, ValueError):
         return "unknown (no versions.json)"
     for record in log.get("versions", []):
@@ -185,9 +195,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--retrain", action="store_true", help="train and export even if a model is exported")
     parser.add_argument(
-        "--repository", type=Path, default=DEFAULT_REPOSITORY, help="CPU model repository to serve"
+        "--repository", type=Path, default=CPU_MODEL_REPOSITORY, help="CPU model repository to serve"
     )
-    parser.add_argument("--model", default=DEFAULT_MODEL, help="Triton model name")
+    parser.add_argument("--model", default=MODEL_NAME, help="Triton model name")
     parser.add_argument("--port", type=int, default=8000, help="gateway port")
     parser.add_argument("--triton-grpc-port", type=int, default=8001, help="Triton gRPC port")
     parser.add_argument("--triton-http-port", type=int, default=8010, help="Triton HTTP port")
@@ -267,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Serving at      {gateway.url}  (upload page: open it in a browser; API: {gateway.url}/docs)")
     print(f"Model           {model.get('name')} version {model.get('version')} (Triton)")
     print(f"Came from       {describe_origin(model.get('parameters') or {})}")
-    print(f"Measured        {served_figures(CANONICAL_REPOSITORY / args.model, model.get('version'))}")
+    print(f"Measured        {served_figures(MODEL_REPOSITORY / args.model, model.get('version'))}")
     if args.source == BUNDLED:
         print(f"Bundled model   {bundled_summary()}")
     print(f"Triton          gRPC {triton.grpc_url}, HTTP {triton.http_url}, metrics {triton.metrics_url}")

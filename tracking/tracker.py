@@ -17,10 +17,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from contract.paths import PREDICTIONS_DB
 from tracking.stats import compute_stats
 from tracking.store import PredictionRecord, open_store
 
-DEFAULT_DB = Path("run/predictions.db")
+DEFAULT_DB = Path(PREDICTIONS_DB)
 _WINDOW = re.compile(r"^(\d+)\s*([smhdw])$")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 

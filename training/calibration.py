@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from contract.paths import CACHE_DIR, EVALUATION_DIR, MANIFEST
 from training.checkpoint import load_checkpoint
 from training.dataset import DataError, EvalImageDataset, load_split
 from training.models import PetClassifier
@@ -185,11 +186,11 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__.splitlines()[0],
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         epilog="example: python -m training.calibration --checkpoint models/bundled/model.pt "
-        "--manifest data/manifest.csv --plot artifacts/evaluation/reliability_test.png",
+        f"--manifest {MANIFEST} --plot {EVALUATION_DIR}/reliability_test.png",
     )
     parser.add_argument("--checkpoint", type=Path, required=True, help="checkpoint to measure")
-    parser.add_argument("--manifest", type=Path, default=Path("data/manifest.csv"), help="data manifest")
-    parser.add_argument("--cache-dir", type=Path, default=Path("data/cache"), help="preprocess cache root")
+    parser.add_argument("--manifest", type=Path, default=Path(MANIFEST), help="data manifest")
+    parser.add_argument("--cache-dir", type=Path, default=Path(CACHE_DIR), help="preprocess cache root")
     parser.add_argument(
         "--target-accuracy",
         type=float,

@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from contract.paths import ARTIFACTS_DIR, CACHE_DIR, MANIFEST
 from training.models import MODEL_NAMES, check_pretrained
 from training.transforms import IMAGE_SIZE
 
@@ -70,9 +71,9 @@ class TrainConfig:
     threads: int = 0  # torch intra-op threads; 0 keeps torch's default
 
     # --- data and outputs
-    manifest: str = "data/manifest.csv"
-    cache_dir: str = "data/cache"
-    output_dir: str = "artifacts"
+    manifest: str = MANIFEST
+    cache_dir: str = CACHE_DIR
+    output_dir: str = ARTIFACTS_DIR
     register: bool = True  # register the model as `cats-dogs-classifier` with alias `challenger`
     run_name: str = ""
     tags: dict[str, str] = field(default_factory=dict)

@@ -11,6 +11,7 @@ import os
 import sys
 from pathlib import Path
 
+from contract.paths import CACHE_DIR, DOWNLOADS_DIR, MANIFEST, RAW_DIR, REJECTS
 from imaging import DecodeLimits
 from imaging.cli import ArgumentParser
 from training.download import PETIMAGES_BYTES, PETIMAGES_URL, DownloadError, download, extract_zip
@@ -38,11 +39,11 @@ __all__ = [
     "split_for",
 ]
 
-DEFAULT_DOWNLOADS = Path("data/downloads")
-DEFAULT_RAW = Path("data/raw")
-DEFAULT_MANIFEST = Path("data/manifest.csv")
-DEFAULT_REJECTS = Path("data/rejects.csv")
-DEFAULT_CACHE = Path("data/cache")
+DEFAULT_DOWNLOADS = Path(DOWNLOADS_DIR)
+DEFAULT_RAW = Path(RAW_DIR)
+DEFAULT_MANIFEST = Path(MANIFEST)
+DEFAULT_REJECTS = Path(REJECTS)
+DEFAULT_CACHE = Path(CACHE_DIR)
 # 1,000 per class: enough for the small CNN to pass 90 % validation accuracy in a few CPU minutes.
 DEFAULT_SYNTHETIC_COUNT = 1000
 

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 from torch.utils.data import DataLoader
 
+from contract.paths import CACHE_DIR, EVALUATION_DIR, MANIFEST
 from imaging.cli import ArgumentParser
 from training import registry
 from training.checkpoint import CheckpointMeta, load_checkpoint
@@ -204,19 +205,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=Path,
         help="evaluate this checkpoint (its MLflow run and registered version are found from its metadata)",
     )
-    parser.add_argument(
-        "--manifest", default="data/manifest.csv", help="data manifest (default data/manifest.csv)"
-    )
-    parser.add_argument(
-        "--cache-dir", default="data/cache", help="preprocess cache root (default data/cache)"
-    )
+    parser.add_argument("--manifest", default=MANIFEST, help=f"data manifest (default {MANIFEST})")
+    parser.add_argument("--cache-dir", default=CACHE_DIR, help=f"preprocess cache root (default {CACHE_DIR})")
     parser.add_argument(
         "--metrics", default="metrics.json", help="where to write the metrics (default metrics.json)"
     )
     parser.add_argument(
         "--plots-dir",
-        default="artifacts/evaluation",
-        help="folder for the confusion-matrix PNG (default artifacts/evaluation)",
+        default=EVALUATION_DIR,
+        help=f"folder for the confusion-matrix PNG (default {EVALUATION_DIR})",
     )
     return parser.parse_args(argv)
 

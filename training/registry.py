@@ -10,11 +10,12 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from contract.paths import PROJECT_ROOT
+
 if TYPE_CHECKING:
     from mlflow import MlflowClient
     from mlflow.entities.model_registry import ModelVersion
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 REGISTERED_MODEL_NAME = "cats-dogs-classifier"
 EXPERIMENT_NAME = "cats-dogs-classifier"
 CHALLENGER = "challenger"

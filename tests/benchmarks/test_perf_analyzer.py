@@ -30,7 +30,7 @@ from benchmarks.perf_root import (
     pip_environment,
     run_perf_analyzer,
 )
-from scoring.triton_model import ModelInfo
+from contract.model_info import ModelInfo
 
 REQUIRED = os.environ.get("PERF_ANALYZER_REQUIRED") == "1"
 
@@ -111,11 +111,24 @@ def test_a_failing_run_is_one_line_and_leaves_nothing_mounted(root: Path, triton
 
 def test_input_data_is_the_photos_bytes_at_the_served_shape() -> None:
     pixels = np.arange(2 * 4 * 4 * 3, dtype=np.uint8).reshape(2, 4, 4, 3)
-    info = ModelInfo("m", "1", "image", 4, "probabilities", 8, ("cat", "dog"))
-    data = perf_analyzer_input(info, pixels)["data"]
+
+    def info(batching: bool) -> ModelInfo:
+        return ModelInfo(
+            name="m",
+            version="1",
+            versions=("1",),
+            input_name="image",
+            image_size=4,
+            output_name="probabilities",
+            max_batch_size=8 if batching else 1,
+            batching=batching,
+            class_names=("cat", "dog"),
+        )
+
+    data = perf_analyzer_input(info(batching=True), pixels)["data"]
     assert [step["image"]["shape"] for step in data] == [[4, 4, 3]] * 2
     assert base64.b64decode(data[1]["image"]["b64"]) == pixels[1].tobytes()
-    unbatched = perf_analyzer_input(ModelInfo("m", "1", "image", 4, "p", 0, ("a", "b")), pixels)["data"]
+    unbatched = perf_analyzer_input(info(batching=False), pixels)["data"]
     assert unbatched[0]["image"]["shape"] == [1, 4, 4, 3]
 
 

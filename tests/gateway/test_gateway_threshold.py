@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from contract.model_info import ModelInfo
 from gateway.prediction_service import FALLBACK_UNCERTAIN_THRESHOLD, prediction_body, uncertain_threshold
-from gateway.triton_backend import ModelInfo
 
 
 def _info(parameters: dict[str, str]) -> ModelInfo:
