@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from export.dataset import LabelledImages
+from export.check_images import LabelledImages
 from imaging import brightness
 
 CONFIDENCE_BINS = 10

@@ -21,8 +21,8 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
+from export.check_images import synthetic_images
 from export.contract import INPUT_NAME
-from export.dataset import synthetic_images
 from export.onnx_export import export_onnx
 from export.quantize import quantize_int8
 from imaging.cli import ArgumentParser

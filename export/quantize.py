@@ -27,8 +27,8 @@ from typing import Any
 import numpy as np
 import onnx
 
+from export.check_images import LabelledImages
 from export.contract import INPUT_NAME
-from export.dataset import LabelledImages
 from export.gate import predict
 from export.metadata import read_onnx_metadata
 from export.onnx_export import check_full, verify_contract
