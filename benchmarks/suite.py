@@ -265,7 +265,7 @@ def run_suite(args: argparse.Namespace, say: Callable[[str], None]) -> dict[str,
         "threads": args.threads,
         "gflops": measure.gemm_gflops(threads=args.threads, runs=args.runs, seconds=args.engine_seconds),
     }
-    say("[9/9] INT8 vs FP32 (python -m export.bench) and accuracy")
+    say("[9/9] INT8 vs FP32 (python -m benchmarks.int8_bench) and accuracy")
     res["int8"] = _int8(args, repos, say)
     res["load_end"] = load_average()
     return res
@@ -425,16 +425,16 @@ def _int8(args: argparse.Namespace, repos: Any, say: Callable[[str], None]) -> d
     if args.quick:
         argv += ["--calibration-images", "8", "--batch-sizes", "1,4"]
     proc = subprocess.run(
-        [sys.executable, "-m", "export.bench", *argv],
+        [sys.executable, "-m", "benchmarks.int8_bench", *argv],
         cwd=PROJECT_ROOT,
         capture_output=True,
         text=True,
         timeout=1200,
     )
     if proc.returncode != 0:
-        raise RuntimeError(f"export.bench failed: {proc.stderr[-2000:]}")
+        raise RuntimeError(f"benchmarks.int8_bench failed: {proc.stderr[-2000:]}")
     out: dict[str, Any] = {
-        "command": "python -m export.bench " + shlex.join(argv),
+        "command": "python -m benchmarks.int8_bench " + shlex.join(argv),
         "table": proc.stdout.strip(),
     }
     ckpt = args.accuracy_checkpoint
