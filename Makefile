@@ -90,7 +90,7 @@ rollback: setup ## Serve the previous model version again (repository + MLflow a
 	$(PY) -m export.rollback
 
 dvc-repro: setup ## Run the DVC pipeline (ingest → preprocess → train → evaluate → export)
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/dvc repro --all-pipelines
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/dvc repro
 
 mlflow-ui: setup ## MLflow UI on http://127.0.0.1:5001
 	$(VENV)/bin/mlflow server --backend-store-uri sqlite:///mlflow.db --default-artifact-root ./mlartifacts \
