@@ -1,4 +1,4 @@
-"""``make bench``: the performance evidence, measured side by side in one run → BENCHMARKS.md + charts.
+"""``make bench``: the performance evidence, measured side by side → docs/benchmarks/BENCHMARKS.md + charts.
 
     python -m benchmarks.suite                       # full run (~15 min on 2 cores)
     python -m benchmarks.suite --quick --out /tmp/B.md --charts /tmp/charts   # smoke test, < 1 min
@@ -34,6 +34,7 @@ from imaging.cli import ArgumentParser
 from serving.processes import PROJECT_ROOT
 
 TRAINED_CHECKPOINT = PROJECT_ROOT / "artifacts" / "checkpoints" / "last.pt"
+REPORT = PROJECT_ROOT / "docs" / "benchmarks" / "BENCHMARKS.md"
 
 
 def _levels(text: str) -> list[int]:
@@ -55,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="photo folder (make: PERF_IMAGES); default: synthetic photos generated in build/perf/photos",
     )
-    p.add_argument("--out", type=Path, default=PROJECT_ROOT / "BENCHMARKS.md", help="report to write")
+    p.add_argument("--out", type=Path, default=REPORT, help="report to write")
     p.add_argument(
         "--charts", type=Path, default=PROJECT_ROOT / "docs" / "benchmarks", help="folder for PNG charts"
     )
