@@ -90,7 +90,7 @@ rollback: setup ## Serve the previous model version again (repository + MLflow a
 	$(PY) -m export.rollback
 
 dvc-repro: setup ## Run the DVC pipeline (ingest → preprocess → train → evaluate → export)
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/dvc repro --all-pipelines
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/dvc repro
 
 mlflow-ui: setup ## MLflow UI on http://127.0.0.1:5001
 	$(VENV)/bin/mlflow server --backend-store-uri sqlite:///mlflow.db --default-artifact-root ./mlartifacts \
@@ -130,7 +130,7 @@ perf: setup ## Sweeps: Triton direct (real perf_analyzer vs the Python generator
 	    --out build/perf/$$target.csv $(PERF_ARGS) || exit $$?; \
 	done
 
-bench: setup ## Benchmark suite (side by side, medians of 3) → BENCHMARKS.md + docs/benchmarks/*.png
+bench: setup ## Benchmark suite (side by side, medians of 3) → docs/benchmarks/BENCHMARKS.md + charts
 	$(PY) -m benchmarks.suite $(if $(PERF_IMAGES),--images "$(PERF_IMAGES)") $(BENCH_ARGS)
 
 replicas: setup ## nginx → 2 gateways → 2 Tritons + one PostgreSQL on loopback, until Ctrl-C (GATEWAYS=, TRITONS=)
@@ -166,7 +166,7 @@ promote: setup ## Move the alias to VERSION, then kubectl rollout restart Triton
 fuzz: setup ## Fuzz the decoder, /predict and every OpenAPI operation on the real stack (>= 10k cases)
 	$(PY) tests/hardening/fuzz_main.py $(if $(FUZZ_EXAMPLES),--examples $(FUZZ_EXAMPLES))
 
-reliability: setup ## Hardening suite → docs/reliability/hardening.json → RELIABILITY.md
+reliability: setup ## Hardening suite → docs/reliability/hardening.json → docs/reliability/RELIABILITY.md
 	HARDENING_RESULTS=$(CURDIR)/docs/reliability/hardening.json $(PY) -m pytest tests/hardening -q -s
 	$(PY) -m benchmarks.reliability_report
 

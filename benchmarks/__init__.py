@@ -1,1 +1,1 @@
-"""Load generators and the benchmark suite behind BENCHMARKS.md."""
+"""Load generators and the benchmark suite behind docs/benchmarks/BENCHMARKS.md."""

@@ -1,8 +1,8 @@
 """The original design's server, rebuilt for side-by-side measurement (not for production).
 
 FastAPI + PyTorch eager in the same process, one image per request, PIL decode and
-torchvision preprocessing per request — the shape of ``src/inference/app.py`` in
-../shared/docs/original-design.md. It loads the same checkpoint the export uses, so the
+torchvision preprocessing per request — the shape of the original design's inference app
+(``src/inference/app.py``). It loads the same checkpoint the export uses, so the
 comparison is weights-for-weights.
 
     python -m benchmarks.baseline_server --checkpoint artifacts/checkpoints/last.pt --port 8100

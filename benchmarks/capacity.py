@@ -1,6 +1,6 @@
 """Gateway decode cost per core, for the capacity model in docs/ARCHITECTURE.md.
 
-    python -m benchmarks.capacity --images ../shared/data/pets-dev --sample 100
+    python -m benchmarks.capacity --images DIR --sample 100     # DIR: a folder of real photos
 
 CPU seconds (``time.process_time``, one thread) per upload through the gateway's own decode path
 (``imaging.load_for_model``: JPEG draft mode + resize to the model size), for the photos as they

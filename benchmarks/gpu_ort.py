@@ -37,7 +37,7 @@ FP32_FILE, FP16_FILE, IMAGES_FILE = "model.onnx", "model.fp16.onnx", "images.npz
 
 # ---------------------------------------------------------------------------------------------- pack
 def pack(args: argparse.Namespace) -> None:
-    from export.dataset import DataLocation, load_split  # project venv only
+    from export.check_images import DataLocation, load_split  # project venv only
 
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,4 @@
-"""RELIABILITY.md from its results files: ``python -m benchmarks.reliability_report``.
+"""docs/reliability/RELIABILITY.md from its results files: ``python -m benchmarks.reliability_report``.
 
 Every figure comes from a results file in ``docs/reliability/*.json`` (the hardening run writes
 ``hardening.json``; other suites add their own), each
@@ -19,7 +19,7 @@ from contract.paths import PROJECT_ROOT
 
 RESULTS_DIR = PROJECT_ROOT / "docs" / "reliability"
 TEMPLATE = RESULTS_DIR / "TEMPLATE.md"
-OUTPUT = PROJECT_ROOT / "RELIABILITY.md"
+OUTPUT = RESULTS_DIR / "RELIABILITY.md"
 MARKER = "<!-- results -->"
 
 
@@ -75,7 +75,7 @@ def render(results_dir: Path = RESULTS_DIR, template: Path = TEMPLATE) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.reliability_report",
-        description="Regenerate RELIABILITY.md from docs/reliability/*.json and its TEMPLATE.md.",
+        description="Regenerate docs/reliability/RELIABILITY.md from the *.json and TEMPLATE.md beside it.",
     )
     parser.add_argument("--results", type=Path, default=RESULTS_DIR, help="folder of results JSON files")
     parser.add_argument("--template", type=Path, default=TEMPLATE, help="hand-written prose with the marker")

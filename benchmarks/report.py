@@ -414,10 +414,13 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m benchmarks.report",
         description="Render BENCHMARKS.md again from a results.json.",
         epilog="example:\n"
-        "  python -m benchmarks.report build/bench/results.json --out BENCHMARKS.md --charts docs/benchmarks",
+        "  python -m benchmarks.report build/bench/results.json --out docs/benchmarks/BENCHMARKS.md "
+        "--charts docs/benchmarks",
     )
     parser.add_argument("results", type=Path, help="results.json written by python -m benchmarks.suite")
-    parser.add_argument("--out", type=Path, required=True, help="report to write (e.g. BENCHMARKS.md)")
+    parser.add_argument(
+        "--out", type=Path, required=True, help="report to write (e.g. docs/benchmarks/BENCHMARKS.md)"
+    )
     parser.add_argument("--charts", type=Path, required=True, help="folder for the PNG charts")
     args = parser.parse_args(argv)
     if not args.results.is_file():

@@ -1,4 +1,4 @@
-"""``make bench``: the performance evidence, measured side by side in one run → BENCHMARKS.md + charts.
+"""``make bench``: the performance evidence, measured side by side → docs/benchmarks/BENCHMARKS.md + charts.
 
     python -m benchmarks.suite                       # full run (~15 min on 2 cores)
     python -m benchmarks.suite --quick --out /tmp/B.md --charts /tmp/charts   # smoke test, < 1 min
@@ -35,6 +35,7 @@ from contract.paths import ARTIFACTS_DIR, PROJECT_ROOT
 from imaging.cli import ArgumentParser
 
 TRAINED_CHECKPOINT = PROJECT_ROOT / ARTIFACTS_DIR / "checkpoints" / "last.pt"
+REPORT = PROJECT_ROOT / "docs" / "benchmarks" / "BENCHMARKS.md"
 
 
 def _levels(text: str) -> list[int]:
@@ -56,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="photo folder (make: PERF_IMAGES); default: synthetic photos generated in build/perf/photos",
     )
-    p.add_argument("--out", type=Path, default=PROJECT_ROOT / "BENCHMARKS.md", help="report to write")
+    p.add_argument("--out", type=Path, default=REPORT, help="report to write")
     p.add_argument(
         "--charts", type=Path, default=PROJECT_ROOT / "docs" / "benchmarks", help="folder for PNG charts"
     )
@@ -266,7 +267,7 @@ def run_suite(args: argparse.Namespace, say: Callable[[str], None]) -> dict[str,
         "threads": args.threads,
         "gflops": measure.gemm_gflops(threads=args.threads, runs=args.runs, seconds=args.engine_seconds),
     }
-    say("[9/9] INT8 vs FP32 (python -m export.bench) and accuracy")
+    say("[9/9] INT8 vs FP32 (python -m benchmarks.int8_bench) and accuracy")
     res["int8"] = _int8(args, repos, say)
     res["load_end"] = load_average()
     return res
@@ -426,16 +427,16 @@ def _int8(args: argparse.Namespace, repos: Any, say: Callable[[str], None]) -> d
     if args.quick:
         argv += ["--calibration-images", "8", "--batch-sizes", "1,4"]
     proc = subprocess.run(
-        [sys.executable, "-m", "export.bench", *argv],
+        [sys.executable, "-m", "benchmarks.int8_bench", *argv],
         cwd=PROJECT_ROOT,
         capture_output=True,
         text=True,
         timeout=1200,
     )
     if proc.returncode != 0:
-        raise RuntimeError(f"export.bench failed: {proc.stderr[-2000:]}")
+        raise RuntimeError(f"benchmarks.int8_bench failed: {proc.stderr[-2000:]}")
     out: dict[str, Any] = {
-        "command": "python -m export.bench " + shlex.join(argv),
+        "command": "python -m benchmarks.int8_bench " + shlex.join(argv),
         "table": proc.stdout.strip(),
     }
     ckpt = args.accuracy_checkpoint

@@ -1,5 +1,5 @@
 """Checkpoint / registered model → ONNX → Triton model repositories, with a promotion gate and rollback.
 
-Entry points: ``python -m export`` (export + gate), ``python -m export.rollback`` and
-``python -m export.bench`` (FP32 vs INT8 throughput; not a test).
+Entry points: ``python -m export`` (export + gate) and ``python -m export.rollback``;
+the FP32 vs INT8 throughput benchmark is ``python -m benchmarks.int8_bench``.
 """

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from contract.model import DRIFT_BASELINE_PARAMETER
-from export.dataset import LabelledImages
+from export.check_images import LabelledImages
 from imaging import brightness
 
 CONFIDENCE_BINS = 10

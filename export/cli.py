@@ -205,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         parser.error(str(exc))
 
-    from export.dataset import DataLocation
+    from export.check_images import DataLocation
     from export.gate import GateRefusedError
     from export.live import reload_if_serving
     from export.parity import ParityError

@@ -1,7 +1,7 @@
 """Derive the local CPU Triton repository from the canonical one — never edited by hand.
 
 The canonical ``model_repository/cats_dogs`` targets Triton's onnxruntime backend on a GPU, which
-PyPI's Triton lacks (../shared/docs/environment.md). The derived copy keeps everything a client can
+PyPI's Triton (the nvidia-pytriton wheel) lacks. The derived copy keeps everything a client can
 observe — model name, inputs, outputs, label file, max batch size, dynamic batching, warmup,
 version policy, parameters — and swaps only how it runs: the python backend on ``KIND_CPU``
 instances executing the same ``model.onnx`` (hard-linked, so it is byte-identical) with

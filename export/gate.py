@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from contract.model import INPUT_NAME
-from export.dataset import DataLocation, LabelledImages, MissingImagesError, same_images_at
+from export.check_images import DataLocation, LabelledImages, MissingImagesError, same_images_at
 from export.metadata import read_onnx_metadata
 from export.onnx_export import session
 

@@ -2,7 +2,7 @@
 
 The NGC Triton image carries the ONNX Runtime backend, so on a CPU-only cluster it can serve the
 canonical ``model.onnx`` directly; only the instance group (and GPU-only accelerators) change.
-It cannot run on this project's machines (the pip Triton has no ORT backend, environment.md):
+It cannot run on this project's machines (the pip Triton has no ORT backend):
 here it is generated, parsed strictly and compared field by field, never served.
 """
 

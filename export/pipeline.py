@@ -25,8 +25,8 @@ from contract.model import (
 from contract.paths import CPU_MODEL_REPOSITORY, MODEL_REPOSITORY
 from export import baseline_stats, gate, quantize
 from export import cpu_repository as cpu_repo
+from export.check_images import DataLocation, LabelledImages, load_split, parity_images, synthetic_images
 from export.contract import DEFAULT_MIN_ACCURACY
-from export.dataset import DataLocation, LabelledImages, load_split, parity_images, synthetic_images
 from export.metadata import ModelFacts, current_git_sha, labels_text, utc_now, write_onnx_metadata
 from export.onnx_export import export_onnx, verify_contract
 from export.parity import MIN_IMAGES, ParityReport, check_parity

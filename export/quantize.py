@@ -28,7 +28,7 @@ import numpy as np
 import onnx
 
 from contract.model import INPUT_NAME
-from export.dataset import LabelledImages
+from export.check_images import LabelledImages
 from export.gate import predict
 from export.metadata import read_onnx_metadata
 from export.onnx_export import check_full, verify_contract

@@ -2,8 +2,8 @@
 
 ``python -m serving.triton start|stop|status``. The same :class:`TritonLauncher` is used by
 ``make triton``, ``make up`` and the integration-test fixture, so tests run the server users run.
-What this needs and why (stub copy, library path, numpy<2 backend venv, GPU-probe flags) is
-measured in ../shared/docs/environment.md.
+What this needs (stub copy, library path, numpy<2 backend venv, GPU-probe flags) is set up
+below, each with its reason where it is done.
 """
 
 from __future__ import annotations

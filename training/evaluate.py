@@ -26,9 +26,9 @@ from imaging.cli import ArgumentParser
 from training import registry
 from training.checkpoint import CheckpointMeta, load_checkpoint
 from training.dataset import DataError, EvalImageDataset, Sample, file_sha256, load_split
+from training.engine import predict, resolve_device
 from training.metrics import classification_metrics, flat_metrics, plot_confusion_matrix
 from training.models import PetClassifier
-from training.train import predict, resolve_device
 
 
 @dataclass

@@ -2,9 +2,10 @@
 
     python -m training.train --config configs/train.yaml [--set key=value ...]
 
-Reads top to bottom: config → seeds and device → data from the preprocess cache → model,
-optimiser and schedule → epochs (train, validate, log, early-stop) → best weights → plots,
-checkpoint, MLflow model, registry alias ``challenger``.
+Reads top to bottom: config → seeds and device → model → data from the preprocess cache →
+``fit`` (optimiser and schedule, epochs: train, validate, log, early-stop; the best weights back) →
+``finalise`` (plots, checkpoint, MLflow model, registry alias ``challenger``). The torch work of
+an epoch, prediction, early stopping and device choice live in ``training/engine.py``.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import copy
 import logging
 import math
 import os
-import random
 import subprocess
 import sys
 import tempfile
@@ -28,16 +28,23 @@ import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
-from tqdm import tqdm
 
 from imaging.cli import ArgumentParser
 from training import registry
 from training.checkpoint import CheckpointMeta, save_checkpoint
 from training.config import ConfigError, TrainConfig, load_config
 from training.dataset import CachedImageDataset, DataError, file_sha256, load_split
+from training.engine import (
+    EarlyStopping,
+    predict,
+    resolve_device,
+    seed_everything,
+    seed_worker,
+    train_one_epoch,
+)
 from training.metrics import classification_metrics, flat_metrics, plot_confusion_matrix, plot_training_curves
 from training.models import PetClassifier, PretrainedWeightsError, get_model
-from training.transforms import CLASS_NAMES, MEAN, STD, TrainTransform, mix_batch
+from training.transforms import CLASS_NAMES, MEAN, STD, TrainTransform
 
 CHECKPOINT_NAME = "last.pt"
 
@@ -53,21 +60,6 @@ class TrainResult:
 
 
 # --- setup --------------------------------------------------------------------------------
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)  # also seeds CUDA
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device: {name!r} requested but CUDA is not available (use device=auto or cpu)")
-    return device
 
 
 def git_sha() -> str:
@@ -102,13 +94,6 @@ def train_transform(cfg: TrainConfig) -> TrainTransform:
     )
 
 
-def _seed_worker(worker_id: int) -> None:
-    # torch seeds each worker differently; numpy and random need the same treatment.
-    seed = torch.initial_seed() % 2**32
-    np.random.seed(seed)
-    random.seed(seed)
-
-
 def make_loaders(cfg: TrainConfig) -> tuple[DataLoader[Any], DataLoader[Any]]:
     manifest = Path(cfg.manifest)
     cache_dir = Path(cfg.cache_dir)
@@ -125,7 +110,7 @@ def make_loaders(cfg: TrainConfig) -> tuple[DataLoader[Any], DataLoader[Any]]:
         "num_workers": cfg.num_workers,
         "pin_memory": torch.cuda.is_available(),
         "persistent_workers": cfg.num_workers > 0,
-        "worker_init_fn": _seed_worker,
+        "worker_init_fn": seed_worker,
     }
     train_loader = DataLoader(
         train_set,
@@ -172,105 +157,6 @@ def make_scheduler(
         return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-
-
-class EarlyStopping:
-    """Tracks the best epoch by val accuracy (ties: lower val loss) and when patience runs out."""
-
-    def __init__(self, patience: int, loss_min_delta: float = 1e-4) -> None:
-        self.patience = patience  # 0 never stops
-        self.loss_min_delta = loss_min_delta
-        self.best_accuracy, self.best_loss = -1.0, math.inf
-        self.best_epoch, self.stale = 0, 0
-
-    def update(self, epoch: int, accuracy: float, loss: float) -> bool:
-        """Record one epoch; True when it is the new best."""
-        better = accuracy > self.best_accuracy or (
-            accuracy == self.best_accuracy and loss < self.best_loss - self.loss_min_delta
-        )
-        if better:
-            self.best_accuracy, self.best_loss, self.best_epoch, self.stale = accuracy, loss, epoch, 0
-        else:
-            self.stale += 1
-        return better
-
-    @property
-    def should_stop(self) -> bool:
-        return self.patience > 0 and self.stale >= self.patience
-
-
-# --- one epoch ------------------------------------------------------------------------------
-
-
-def train_one_epoch(
-    model: nn.Module,
-    loader: DataLoader[Any],
-    criterion: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    scheduler: torch.optim.lr_scheduler.LRScheduler,
-    scaler: torch.amp.GradScaler,
-    cfg: TrainConfig,
-    device: torch.device,
-    mix_rng: np.random.Generator,
-    desc: str,
-) -> dict[str, float]:
-    model.train()
-    use_amp = scaler.is_enabled()
-    total_loss, correct, seen = 0.0, 0, 0
-    mixing = cfg.mixup_alpha > 0 or cfg.cutmix_alpha > 0
-    bar = tqdm(loader, desc=desc, leave=False, disable=None, dynamic_ncols=True)
-    for step, (images, labels) in enumerate(bar):
-        if cfg.max_train_batches and step >= cfg.max_train_batches:
-            break
-        if mixing and mix_rng.random() < cfg.mix_prob:
-            mixed = mix_batch(
-                images, labels, mixup_alpha=cfg.mixup_alpha, cutmix_alpha=cfg.cutmix_alpha, generator=mix_rng
-            )
-        else:
-            mixed = mix_batch(images, labels, generator=mix_rng)  # identity
-        x = mixed.images.to(device, non_blocking=True)
-        y_a = mixed.labels_a.to(device, non_blocking=True)
-        y_b = mixed.labels_b.to(device, non_blocking=True)
-        with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=use_amp):
-            logits = model(x)
-            loss = mixed.lam * criterion(logits, y_a) + (1.0 - mixed.lam) * criterion(logits, y_b)
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        if cfg.grad_clip_norm > 0:
-            scaler.unscale_(optimizer)
-            nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip_norm)
-        scaler.step(optimizer)
-        scaler.update()
-        scheduler.step()
-
-        n = labels.shape[0]
-        total_loss += float(loss.detach()) * n
-        # Against the dominant label of a mixed batch: a trend indicator, val accuracy is the real one.
-        dominant = y_a if mixed.lam >= 0.5 else y_b
-        correct += int((logits.detach().argmax(1) == dominant).sum())
-        seen += n
-        bar.set_postfix(loss=f"{total_loss / seen:.4f}", acc=f"{correct / seen:.3f}")
-    return {"loss": total_loss / max(seen, 1), "accuracy": correct / max(seen, 1)}
-
-
-@torch.no_grad()
-def predict(
-    model: nn.Module, loader: DataLoader[Any], device: torch.device, use_amp: bool = False, desc: str = "eval"
-) -> tuple[np.ndarray, np.ndarray, float]:
-    """Labels, predicted labels and the mean (un-smoothed) cross-entropy over a loader."""
-    model.eval()
-    ys, preds, loss_sum = [], [], 0.0
-    ce = nn.CrossEntropyLoss(reduction="sum")
-    for images, labels in tqdm(loader, desc=desc, leave=False, disable=None, dynamic_ncols=True):
-        x = images.to(device, non_blocking=True)
-        y = labels.to(device, non_blocking=True)
-        with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=use_amp):
-            logits = model(x)
-        loss_sum += float(ce(logits.float(), y))
-        ys.append(labels.numpy())
-        preds.append(logits.argmax(1).cpu().numpy())
-    y_true, y_pred = np.concatenate(ys), np.concatenate(preds)
-    return y_true, y_pred, loss_sum / max(len(y_true), 1)
 
 
 # --- MLflow helpers -------------------------------------------------------------------------
@@ -351,7 +237,7 @@ def log_model(model: PetClassifier, image_size: int) -> str:
             f"torchvision=={torchvision.__version__.split('+')[0]}",
         ],
         # The pickled module refers to these packages; ship them so the model loads anywhere.
-        code_paths=[str(registry.PROJECT_ROOT / "training"), str(registry.PROJECT_ROOT / "imaging")],
+        code_paths=[str(registry.PROJECT_ROOT / package) for package in ("contract", "training", "imaging")],
     )
     return str(info.model_uri)
 
@@ -368,6 +254,157 @@ def _register(model_uri: str, run_id: str) -> str:
 # --- the run --------------------------------------------------------------------------------
 
 
+@dataclass
+class Fitted:
+    """What the epoch loop leaves: the model at its best epoch and that epoch's validation metrics."""
+
+    best_epoch: int
+    val_metrics: dict[str, Any]
+    val_loss: float
+    history: list[dict[str, float]]
+
+
+def build_model(cfg: TrainConfig, device: torch.device) -> tuple[PetClassifier, dict[str, Any]]:
+    """The classifier on ``device`` and the ``get_model`` arguments the checkpoint records."""
+    model_kwargs: dict[str, Any] = {"num_classes": len(CLASS_NAMES), "dropout_rate": cfg.dropout_rate}
+    if cfg.model in ("simple_cnn", "improved_cnn"):
+        model_kwargs["width"] = cfg.width
+    network = get_model(cfg.model, pretrained=cfg.pretrained, **model_kwargs)
+    return PetClassifier(network, MEAN, STD).to(device), model_kwargs
+
+
+def fit(
+    cfg: TrainConfig,
+    model: nn.Module,
+    train_loader: DataLoader[Any],
+    val_loader: DataLoader[Any],
+    device: torch.device,
+    use_amp: bool,
+) -> Fitted:
+    """The epochs (train, validate, log to the active MLflow run, early-stop), then the best weights back."""
+    import mlflow
+
+    steps_per_epoch = len(train_loader)
+    if cfg.max_train_batches:
+        steps_per_epoch = min(steps_per_epoch, cfg.max_train_batches)
+    optimizer = make_optimizer(cfg, model)
+    scheduler = make_scheduler(cfg, optimizer, steps_per_epoch)
+    scaler = torch.amp.GradScaler(device.type, enabled=use_amp)
+    criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+    mix_rng = np.random.default_rng(cfg.seed)
+
+    history: list[dict[str, float]] = []
+    stopper = EarlyStopping(cfg.early_stopping_patience)
+    best_state: dict[str, torch.Tensor] = copy.deepcopy(model.state_dict())
+    for epoch in range(1, cfg.epochs + 1):
+        started = time.perf_counter()
+        train_stats = train_one_epoch(
+            model,
+            train_loader,
+            criterion,
+            optimizer,
+            scheduler,
+            scaler,
+            cfg,
+            device,
+            mix_rng,
+            desc=f"epoch {epoch}/{cfg.epochs}",
+        )
+        y_true, y_pred, val_loss = predict(model, val_loader, device, use_amp, desc="val")
+        val = classification_metrics(y_true, y_pred, CLASS_NAMES)
+        seconds = time.perf_counter() - started
+
+        record = {
+            "epoch": float(epoch),
+            "train_loss": train_stats["loss"],
+            "train_accuracy": train_stats["accuracy"],
+            "val_loss": val_loss,
+            "lr": optimizer.param_groups[0]["lr"],
+            "epoch_seconds": seconds,
+            **flat_metrics(val, "val"),
+        }
+        history.append(record)
+        mlflow.log_metrics({k: v for k, v in record.items() if k != "epoch"}, step=epoch)
+        print(
+            f"epoch {epoch:3d}/{cfg.epochs}  train loss {train_stats['loss']:.4f} "
+            f"acc {train_stats['accuracy']:.3f}  val loss {val_loss:.4f} acc {val['accuracy']:.3f} "
+            f"f1 {val['f1_macro']:.3f}  {seconds:.1f}s",
+            flush=True,
+        )
+
+        if stopper.update(epoch, val["accuracy"], val_loss):
+            best_state = copy.deepcopy(model.state_dict())
+        elif stopper.should_stop:
+            print(f"early stopping: no better val accuracy for {stopper.stale} epochs", flush=True)
+            break
+
+    # Keep the best epoch's weights, not the last epoch's.
+    model.load_state_dict(best_state)
+    y_true, y_pred, val_loss = predict(model, val_loader, device, use_amp, desc="val (best)")
+    val = classification_metrics(y_true, y_pred, CLASS_NAMES)
+    return Fitted(stopper.best_epoch, val, val_loss, history)
+
+
+def finalise(
+    cfg: TrainConfig,
+    model: PetClassifier,
+    fitted: Fitted,
+    *,
+    model_kwargs: dict[str, Any],
+    run_id: str,
+    sha: str,
+    manifest_sha: str,
+) -> tuple[Path, str | None]:
+    """Into the active MLflow run: best metrics, plots, the checkpoint (also on disk), the model and its
+    registration as @challenger. Returns the checkpoint path and the registered version (None without)."""
+    import mlflow
+
+    best_epoch, val = fitted.best_epoch, fitted.val_metrics
+    mlflow.log_metrics(
+        {
+            "best_epoch": best_epoch,
+            "best_val_loss": fitted.val_loss,
+            **{f"best_{k}": v for k, v in flat_metrics(val, "val").items()},
+        }
+    )
+
+    with tempfile.TemporaryDirectory() as tmp:
+        plots = Path(tmp)
+        plot_confusion_matrix(
+            np.array(val["confusion_matrix"]),
+            CLASS_NAMES,
+            plots / "confusion_matrix_val.png",
+            f"validation (epoch {best_epoch}), acc {val['accuracy']:.3f}",
+        )
+        plot_training_curves(fitted.history, plots / "training_curves.png")
+        mlflow.log_artifacts(str(plots), artifact_path="plots")
+
+    model = model.to("cpu").eval()
+    meta = CheckpointMeta(
+        model_name=cfg.model,
+        model_kwargs=model_kwargs,
+        class_names=list(CLASS_NAMES),
+        image_size=cfg.image_size,
+        mean=list(MEAN),
+        std=list(STD),
+        config=cfg.to_dict(),
+        git_sha=sha,
+        manifest_sha256=manifest_sha,
+        epoch=best_epoch,
+        val_metrics=flat_metrics(val, "val"),
+        mlflow_run_id=run_id,
+    )
+    checkpoint = save_checkpoint(Path(cfg.output_dir) / "checkpoints" / CHECKPOINT_NAME, model, meta)
+    with tempfile.TemporaryDirectory() as tmp:
+        named = Path(tmp) / Path(registry.CHECKPOINT_ARTIFACT).name
+        named.write_bytes(checkpoint.read_bytes())
+        mlflow.log_artifact(str(named), artifact_path=str(Path(registry.CHECKPOINT_ARTIFACT).parent))
+
+    model_uri = log_model(model, cfg.image_size)
+    version = _register(model_uri, run_id) if cfg.register else None
+    return checkpoint, version
+
+
 def train(cfg: TrainConfig) -> TrainResult:
     import mlflow
 
@@ -378,24 +415,10 @@ def train(cfg: TrainConfig) -> TrainResult:
     use_amp = cfg.amp and device.type == "cuda"
 
     # The network first: missing pretrained weights fail before the data is read.
-    model_kwargs: dict[str, Any] = {"num_classes": len(CLASS_NAMES), "dropout_rate": cfg.dropout_rate}
-    if cfg.model in ("simple_cnn", "improved_cnn"):
-        model_kwargs["width"] = cfg.width
-    network = get_model(cfg.model, pretrained=cfg.pretrained, **model_kwargs)
-    model = PetClassifier(network, MEAN, STD).to(device)
-
+    model, model_kwargs = build_model(cfg, device)
     manifest = Path(cfg.manifest)
     train_loader, val_loader = make_loaders(cfg)
     manifest_sha = file_sha256(manifest)
-
-    steps_per_epoch = len(train_loader)
-    if cfg.max_train_batches:
-        steps_per_epoch = min(steps_per_epoch, cfg.max_train_batches)
-    optimizer = make_optimizer(cfg, model)
-    scheduler = make_scheduler(cfg, optimizer, steps_per_epoch)
-    scaler = torch.amp.GradScaler(device.type, enabled=use_amp)
-    criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
-    mix_rng = np.random.default_rng(cfg.seed)
 
     n_train, n_val = len(train_loader.dataset), len(val_loader.dataset)  # type: ignore[arg-type]
     print(
@@ -407,7 +430,6 @@ def train(cfg: TrainConfig) -> TrainResult:
     quiet_mlflow_notices()
     registry.configure_mlflow()
     sha = git_sha()
-    output_dir = Path(cfg.output_dir)
     with mlflow.start_run(run_name=cfg.run_name or None, tags=cfg.tags or None) as run:
         run_id = run.info.run_id
         _log_params(
@@ -421,102 +443,14 @@ def train(cfg: TrainConfig) -> TrainResult:
             },
         )
         _log_manifest(manifest, manifest_sha)
-
-        history: list[dict[str, float]] = []
-        stopper = EarlyStopping(cfg.early_stopping_patience)
-        best_state: dict[str, torch.Tensor] = copy.deepcopy(model.state_dict())
-        for epoch in range(1, cfg.epochs + 1):
-            started = time.perf_counter()
-            train_stats = train_one_epoch(
-                model,
-                train_loader,
-                criterion,
-                optimizer,
-                scheduler,
-                scaler,
-                cfg,
-                device,
-                mix_rng,
-                desc=f"epoch {epoch}/{cfg.epochs}",
-            )
-            y_true, y_pred, val_loss = predict(model, val_loader, device, use_amp, desc="val")
-            val = classification_metrics(y_true, y_pred, CLASS_NAMES)
-            seconds = time.perf_counter() - started
-
-            record = {
-                "epoch": float(epoch),
-                "train_loss": train_stats["loss"],
-                "train_accuracy": train_stats["accuracy"],
-                "val_loss": val_loss,
-                "lr": optimizer.param_groups[0]["lr"],
-                "epoch_seconds": seconds,
-                **flat_metrics(val, "val"),
-            }
-            history.append(record)
-            mlflow.log_metrics({k: v for k, v in record.items() if k != "epoch"}, step=epoch)
-            print(
-                f"epoch {epoch:3d}/{cfg.epochs}  train loss {train_stats['loss']:.4f} "
-                f"acc {train_stats['accuracy']:.3f}  val loss {val_loss:.4f} acc {val['accuracy']:.3f} "
-                f"f1 {val['f1_macro']:.3f}  {seconds:.1f}s",
-                flush=True,
-            )
-
-            if stopper.update(epoch, val["accuracy"], val_loss):
-                best_state = copy.deepcopy(model.state_dict())
-            elif stopper.should_stop:
-                print(f"early stopping: no better val accuracy for {stopper.stale} epochs", flush=True)
-                break
-        best_epoch = stopper.best_epoch
-
-        # Keep the best epoch's weights, not the last epoch's.
-        model.load_state_dict(best_state)
-        y_true, y_pred, val_loss = predict(model, val_loader, device, use_amp, desc="val (best)")
-        val = classification_metrics(y_true, y_pred, CLASS_NAMES)
-        mlflow.log_metrics(
-            {
-                "best_epoch": best_epoch,
-                "best_val_loss": val_loss,
-                **{f"best_{k}": v for k, v in flat_metrics(val, "val").items()},
-            }
+        fitted = fit(cfg, model, train_loader, val_loader, device, use_amp)
+        checkpoint, version = finalise(
+            cfg, model, fitted, model_kwargs=model_kwargs, run_id=run_id, sha=sha, manifest_sha=manifest_sha
         )
 
-        with tempfile.TemporaryDirectory() as tmp:
-            plots = Path(tmp)
-            plot_confusion_matrix(
-                np.array(val["confusion_matrix"]),
-                CLASS_NAMES,
-                plots / "confusion_matrix_val.png",
-                f"validation (epoch {best_epoch}), acc {val['accuracy']:.3f}",
-            )
-            plot_training_curves(history, plots / "training_curves.png")
-            mlflow.log_artifacts(str(plots), artifact_path="plots")
-
-        model = model.to("cpu").eval()
-        meta = CheckpointMeta(
-            model_name=cfg.model,
-            model_kwargs=model_kwargs,
-            class_names=list(CLASS_NAMES),
-            image_size=cfg.image_size,
-            mean=list(MEAN),
-            std=list(STD),
-            config=cfg.to_dict(),
-            git_sha=sha,
-            manifest_sha256=manifest_sha,
-            epoch=best_epoch,
-            val_metrics=flat_metrics(val, "val"),
-            mlflow_run_id=run_id,
-        )
-        checkpoint = save_checkpoint(output_dir / "checkpoints" / CHECKPOINT_NAME, model, meta)
-        with tempfile.TemporaryDirectory() as tmp:
-            named = Path(tmp) / Path(registry.CHECKPOINT_ARTIFACT).name
-            named.write_bytes(checkpoint.read_bytes())
-            mlflow.log_artifact(str(named), artifact_path=str(Path(registry.CHECKPOINT_ARTIFACT).parent))
-
-        model_uri = log_model(model, cfg.image_size)
-        version = _register(model_uri, run_id) if cfg.register else None
-
+    val = fitted.val_metrics
     print(
-        f"best epoch {best_epoch}: val accuracy {val['accuracy']:.4f}, f1 {val['f1_macro']:.4f}\n"
+        f"best epoch {fitted.best_epoch}: val accuracy {val['accuracy']:.4f}, f1 {val['f1_macro']:.4f}\n"
         f"checkpoint: {checkpoint}\nmlflow run: {run_id}"
         + (
             f"\nregistered {registry.REGISTERED_MODEL_NAME} version {version} as @{registry.CHALLENGER}"
@@ -525,7 +459,7 @@ def train(cfg: TrainConfig) -> TrainResult:
         ),
         flush=True,
     )
-    return TrainResult(run_id, checkpoint, best_epoch, val, history, version)
+    return TrainResult(run_id, checkpoint, fitted.best_epoch, val, fitted.history, version)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -66,7 +66,7 @@ def test_quick_suite_measures_everything_and_writes_the_report(labelled_photos: 
         assert section in report
     target_lines = [line for line in report.splitlines() if line.endswith(("✅ |", "❌ |"))]
     assert len(target_lines) == 2 * 4 + 2 + 2  # 4 criteria per concurrency level, 2 single, 2 RSS
-    assert "python -m benchmarks.suite --quick" in report and "python -m export.bench" in report
+    assert "python -m benchmarks.suite --quick" in report and "python -m benchmarks.int8_bench" in report
     assert f"Peak, measured in this run: **{peak:.1f} GFLOP/s**" in report
     for png in ("throughput", "p99_latency", "targets", "gateway_rss", "ort_vs_eager"):
         data = (charts / f"{png}.png").read_bytes()

@@ -28,7 +28,7 @@ ENTRY_POINTS = [
     "scoring",
     "export",
     "export.rollback",
-    "export.bench",
+    "benchmarks.int8_bench",
     "training.train",
     "training.data",
     "training.evaluate",

@@ -12,8 +12,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 from export_helpers import Models, meta, source, trained_model, untrained_model, write_dataset
 
+from export.check_images import DataLocation
 from export.cpu_repository import CpuOptions
-from export.dataset import DataLocation
 from export.pipeline import ExportRequest, ExportResult, run_export
 from training.checkpoint import save_checkpoint
 

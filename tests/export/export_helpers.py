@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from export.dataset import DataLocation
+from export.check_images import DataLocation
 from export.source import ModelSource
 from training.checkpoint import CheckpointMeta
 from training.models import PetClassifier, get_model
@@ -187,7 +187,7 @@ def ingest_and_preprocess(photos: Path, root: Path, image_size: int) -> DataLoca
 
 def train_on(location: DataLocation, image_size: int, epochs: int = 10) -> PetClassifier:
     """A tiny model trained on the cached train split of ``location`` at ``image_size``."""
-    from export.dataset import load_split
+    from export.check_images import load_split
 
     train = load_split("train", image_size, location=location)
     assert train is not None

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from export.baseline_stats import brightness, compute
-from export.dataset import LabelledImages
+from export.check_images import LabelledImages
 from export.pipeline import ExportResult
 
 

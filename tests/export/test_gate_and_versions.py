@@ -11,10 +11,10 @@ import pytest
 from export_helpers import Models, ingest_and_preprocess, register, source, train_on, write_new_photos
 
 from export import gate
+from export.check_images import DataLocation, LabelledImages
 from export.cli import default_min_accuracy, main
 from export.contract import DEFAULT_MIN_ACCURACY
 from export.cpu_repository import CpuOptions
-from export.dataset import DataLocation, LabelledImages
 from export.pipeline import ExportRequest, run_export
 from export.triton_config import read_config
 from export.versions import VersionLog, version_dirs

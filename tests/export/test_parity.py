@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from export_helpers import IMAGE_SIZE, Models, untrained_model
 
-from export.dataset import synthetic_images
+from export.check_images import synthetic_images
 from export.onnx_export import export_onnx
 from export.parity import BATCH_SIZES, ParityError, check_parity
 

@@ -9,8 +9,8 @@ import onnx
 import pytest
 from export_helpers import IMAGE_SIZE, Models, stripes, untrained_model
 
+from export.check_images import LabelledImages
 from export.contract import INPUT_NAME
-from export.dataset import LabelledImages
 from export.metadata import read_onnx_metadata
 from export.onnx_export import export_onnx, session, verify_contract
 from export.pipeline import ExportResult

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from export_helpers import Models, register, source
 
+from export.check_images import DataLocation
 from export.cpu_repository import CpuOptions
-from export.dataset import DataLocation
 from export.pipeline import ExportRequest, run_export
 from export.rollback import main
 from export.source import from_alias, mlflow_client

@@ -18,9 +18,9 @@ import pytest
 from export_helpers import Models, ingest_and_preprocess, source, train_on, write_new_photos
 from gateway_helpers import triton_options
 
+from export.check_images import DataLocation, load_split
 from export.contract import INPUT_NAME, OUTPUT_NAME
 from export.cpu_repository import CpuOptions
-from export.dataset import DataLocation, load_split
 from export.onnx_export import session
 from export.pipeline import ExportRequest, run_export
 from export.rollback import main as rollback

@@ -1,5 +1,5 @@
-"""The DVC pipeline: `dvc repro --all-pipelines` (what `make dvc-repro` runs: dvc.yaml and export/dvc.yaml)
-on a tiny synthetic set succeeds through the export, and a second run is a no-op."""
+"""The DVC pipeline: `dvc repro` (what `make dvc-repro` runs: every stage of dvc.yaml) on a tiny
+synthetic set succeeds through the export, and a second run is a no-op."""
 
 from __future__ import annotations
 
@@ -16,14 +16,14 @@ import yaml
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 DVC = str(BIN / "dvc")
-REPRO = [DVC, "repro", "--all-pipelines"]  # as `make dvc-repro`
+REPRO = [DVC, "repro"]  # as `make dvc-repro`
 
 
 def _tiny_pipeline(root: Path) -> None:
     """The project's dvc.yaml/params.yaml and code in a fresh git+DVC repo, sized to run in seconds."""
     for name in ("dvc.yaml", ".dvcignore"):
         shutil.copy(PROJECT_ROOT / name, root / name)
-    for package in ("training", "imaging", "export"):  # export/ also holds the export stage's dvc.yaml
+    for package in ("contract", "training", "imaging", "export"):
         shutil.copytree(PROJECT_ROOT / package, root / package, ignore=shutil.ignore_patterns("__pycache__"))
     params = yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text())
     params["image_size"] = 32
@@ -43,7 +43,7 @@ def _run(args: list[str], root: Path, env: dict[str, str]) -> subprocess.Complet
 
 
 @pytest.mark.slow
-def test_dvc_repro_runs_every_pipeline_through_the_export_and_a_second_run_is_a_no_op(tmp_path: Path) -> None:
+def test_dvc_repro_runs_every_stage_through_the_export_and_a_second_run_is_a_no_op(tmp_path: Path) -> None:
     root = tmp_path / "repo"
     root.mkdir()
     _tiny_pipeline(root)
@@ -58,7 +58,7 @@ def test_dvc_repro_runs_every_pipeline_through_the_export_and_a_second_run_is_a_
 
     first = _run(REPRO, root, env)
     assert first.returncode == 0, first.stdout + first.stderr
-    for stage in ("synthesize", "ingest", "preprocess", "train", "evaluate", "export/dvc.yaml:export"):
+    for stage in ("synthesize", "ingest", "preprocess", "train", "evaluate", "export"):
         assert f"Running stage '{stage}'" in first.stdout
     # The export stage wrote the served version, its CPU-repository copy and the fixed-path DVC output.
     assert (root / "model_repository" / "cats_dogs" / "1" / "model.onnx").is_file()
@@ -101,8 +101,8 @@ def test_pipeline_outputs_are_not_tracked_by_git_and_mlflow_is_not_an_output() -
     assert tracked == ""
 
 
-def test_pipeline_stages_chain_ingest_preprocess_train_evaluate() -> None:
+def test_pipeline_stages_chain_ingest_preprocess_train_evaluate_export() -> None:
     stages = yaml.safe_load((PROJECT_ROOT / "dvc.yaml").read_text())["stages"]
-    assert list(stages)[-4:] == ["ingest", "preprocess", "train", "evaluate"]
+    assert list(stages)[-5:] == ["ingest", "preprocess", "train", "evaluate", "export"]
     assert "data/manifest.csv" in stages["preprocess"]["deps"]
     assert "artifacts/checkpoints/last.pt" in stages["evaluate"]["deps"]

@@ -12,7 +12,8 @@ import torch
 from training import registry
 from training.checkpoint import load_checkpoint
 from training.dataset import file_sha256
-from training.train import EarlyStopping, main
+from training.engine import EarlyStopping
+from training.train import main
 
 
 @pytest.mark.slow

@@ -1,4 +1,4 @@
-"""``python -m export.bench``: ONNX Runtime throughput, FP32 vs the INT8 (QDQ static) variant, on this CPU.
+"""``python -m benchmarks.int8_bench``: ONNX Runtime throughput on this CPU, FP32 vs INT8 (QDQ static).
 
 Not a test: it prints a markdown table for BENCHMARKS.md. Both models are measured side by side in
 one process, interleaved run by run (the machine is shared and noisy, so only ratios measured
@@ -22,7 +22,7 @@ import onnxruntime as ort
 import torch
 
 from contract.model import INPUT_NAME
-from export.dataset import synthetic_images
+from export.check_images import synthetic_images
 from export.onnx_export import export_onnx
 from export.quantize import quantize_int8
 from imaging.cli import ArgumentParser
@@ -61,11 +61,11 @@ def _cpu_name() -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     p = ArgumentParser(
-        prog="python -m export.bench",
+        prog="python -m benchmarks.int8_bench",
         description=__doc__.splitlines()[0] if __doc__ else "",
         epilog="""examples:
-  python -m export.bench
-  python -m export.bench --checkpoint artifacts/checkpoints/last.pt""",
+  python -m benchmarks.int8_bench
+  python -m benchmarks.int8_bench --checkpoint artifacts/checkpoints/last.pt""",
     )
     p.add_argument("--model", default="resnet18", help="training.models architecture (random weights)")
     p.add_argument(
@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
             for _ in range(args.runs):
                 for name, sess in sessions.items():  # interleaved: both see the same machine load
                     results.setdefault((name, bs), []).append(_throughput(sess, batch, args.seconds))
-    command = "python -m export.bench " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = "python -m benchmarks.int8_bench " + " ".join(argv if argv is not None else sys.argv[1:])
     print(f"\nONNX Runtime {ort.__version__}, {label}, {size}×{size}, {args.threads} threads, {_cpu_name()}")
     print(
         f"median of {args.runs} interleaved runs of ≥ {args.seconds:g} s each; command: `{command.strip()}`\n"
