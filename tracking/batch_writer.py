@@ -195,6 +195,7 @@ class BatchWriter:
             self.failures += 1
             self._in_flight = 0
             self._pending.extendleft(reversed(group))  # back in front, in order
+            self._flush_now = self._flush_now or bool(self._waiters)  # a flush asked for them: still due
             closing = self._closing
             if closing and time.monotonic() >= self._close_deadline:
                 lost = list(self._pending)
@@ -224,6 +225,7 @@ class BatchWriter:
                 self._in_flight = 0
                 self._pending.extendleft(reversed(group))
                 self._isolate = len(group)
+                self._flush_now = True  # they were due already
                 return
             self.dropped["rejected"] += 1
             self._finish(group)
