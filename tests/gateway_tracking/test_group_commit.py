@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -243,3 +244,24 @@ def test_feedback_through_another_gateway_waits_for_the_first_ones_flush(triton:
         unknown = client_b.post("/feedback", json={"request_id": "never-made", "true_label": "cat"})
         assert unknown.status_code == 404
     assert _ids_in(db)[rid] == "cat"
+
+
+def test_a_locked_log_does_not_hold_up_predictions(triton: Any, tmp_path: Path) -> None:
+    db = tmp_path / "p.db"
+    settings = gateway_settings(triton.grpc_url, tracking_db=db, tracking_flush_interval_ms=5, cache_ttl_s=0)
+    with GatewayServer(settings) as server, httpx.Client(base_url=server.url, timeout=30) as client:
+        wait_ready(client)
+        blocker = sqlite3.connect(db, isolation_level=None)
+        blocker.execute("BEGIN EXCLUSIVE")  # another writer holds the log: commits wait (busy timeout 10 s)
+        try:
+            started = time.monotonic()
+            ids = [_predict(client, n)["request_id"] for n in range(5)]
+            took = time.monotonic() - started
+            queued = _metric(client.get("/metrics").text, "prediction_log_queue_depth")
+        finally:
+            blocker.execute("ROLLBACK")
+            blocker.close()
+        assert took < 5, f"5 predictions took {took:.1f} s while the log was locked"
+        assert queued == 5
+        assert client.get("/stats", params={"window": "all"}).json()["counts"]["predictions"] == 5
+    assert set(ids) <= set(_ids_in(db))
