@@ -130,9 +130,9 @@ class Settings(BaseSettings):
         default=5.0,
         ge=0.0,
         le=1000.0,
-        description="prediction-log rows are committed in groups at most this long after their answer; "
-        "a crash loses the rows of the last interval (feedback on an unknown id waits this + 100 ms "
-        "and asks once more: another replica may not have committed it yet)",
+        description="prediction-log rows are committed in groups at most this long after their answer "
+        "(0: as soon as the writer is free); a crash loses the rows of the last interval (feedback on an "
+        "unknown id waits this + 100 ms and asks once more: another replica may not have committed it yet)",
     )
     tracking_queue_size: int = Field(
         default=10_000,

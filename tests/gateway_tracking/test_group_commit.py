@@ -23,8 +23,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from gateway_helpers import GatewayServer, free_port, gateway_settings, photo, wait_ready
+from pydantic import ValidationError
 
+from gateway import Settings
 from tracking.store import SqliteStore
 
 PHOTOS = [photo(500 + i, size=(96, 72)) for i in range(8)]
@@ -265,3 +268,19 @@ def test_a_locked_log_does_not_hold_up_predictions(triton: Any, tmp_path: Path) 
         assert queued == 5
         assert client.get("/stats", params={"window": "all"}).json()["counts"]["predictions"] == 5
     assert set(ids) <= set(_ids_in(db))
+
+
+def test_flush_interval_and_queue_size_are_bounded_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRACKING_FLUSH_INTERVAL_MS", "2.5")
+    monkeypatch.setenv("TRACKING_QUEUE_SIZE", "64")
+    settings = Settings()
+    assert (settings.tracking_flush_interval_ms, settings.tracking_queue_size) == (2.5, 64)
+    for name, value in (
+        ("TRACKING_FLUSH_INTERVAL_MS", "-1"),
+        ("TRACKING_FLUSH_INTERVAL_MS", "5000"),
+        ("TRACKING_QUEUE_SIZE", "0"),
+    ):
+        monkeypatch.setenv(name, value)
+        with pytest.raises(ValidationError, match=name.lower()):
+            Settings()
+        monkeypatch.delenv(name)
