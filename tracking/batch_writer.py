@@ -12,8 +12,8 @@ one commit in progress. Never an acknowledged label. A clean shutdown (``close``
 
 When ``max_pending`` rows wait (the database is down or slower than the traffic), a new row is
 dropped and counted, never waited for: the request path stays non-blocking. A failed commit is
-retried with backoff, rows kept in order; a row the database refuses for another reason (not an
-outage) is isolated and dropped alone, counted.
+retried with backoff, rows kept in order; a row the database refuses (a constraint or a bad value,
+not an outage) is isolated and dropped alone, counted.
 """
 
 from __future__ import annotations
@@ -27,12 +27,26 @@ from concurrent.futures import Future, InvalidStateError
 
 import structlog
 
-from tracking.store import PredictionRecord, PredictionStore, StoreUnavailableError
+from tracking.store import PredictionRecord, PredictionStore
 
 log = structlog.get_logger("tracking.batch_writer")
 
-# Outages worth retrying: PostgreSQL unreachable, SQLite busy/locked or its disk failing.
-TRANSIENT_ERRORS: tuple[type[Exception], ...] = (StoreUnavailableError, sqlite3.OperationalError)
+# A row the database refuses (constraint, bad value): retrying cannot help, so it is dropped alone.
+# Any other error (PostgreSQL unreachable, SQLite locked or its disk failing, …) is retried with
+# backoff, rows kept: an outage must never be mistaken for bad rows and empty the queue.
+REFUSED_ERRORS: tuple[type[Exception], ...] = (
+    sqlite3.IntegrityError,
+    sqlite3.DataError,
+    ValueError,
+    TypeError,
+)
+try:
+    import psycopg
+
+    REFUSED_ERRORS += (psycopg.IntegrityError, psycopg.DataError)
+except ImportError:  # PostgreSQL support not installed: SQLite only
+    pass
+
 _Row = tuple[float, PredictionRecord]  # (accepted at, monotonic; the row)
 MAX_GROUP_ROWS = 500  # one transaction holds SQLite's write lock; bounded so feedback never waits long
 _BACKOFF_MIN_S = 0.05
@@ -140,12 +154,12 @@ class BatchWriter:
                 return
             try:
                 self.store.record_many([record for _, record in group])
-            except TRANSIENT_ERRORS as exc:
+            except REFUSED_ERRORS as exc:
+                self._refused(group, exc)
+                continue
+            except Exception as exc:
                 backoff = min(max(2 * backoff, _BACKOFF_MIN_S), _BACKOFF_MAX_S)
                 self._retry_later(group, exc, backoff)
-                continue
-            except Exception as exc:  # refused by the database (a bad row), not an outage
-                self._refused(group, exc)
                 continue
             backoff = 0.0
             with self._cond:

@@ -2,19 +2,29 @@
 
 Rows are committed many per transaction, only after the flush interval (or a flush / close), all of
 them on close; a full queue drops and counts; a row the database refuses is dropped alone. The
-outage tests use a store that fails on purpose in front of the real one (error handling only).
+outage tests cut a real PostgreSQL's connection, or use a store that fails on purpose in front of
+the real one (error handling only).
 """
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import threading
 import time
 from collections.abc import Sequence
+from typing import Any
 
 import pytest
 
 from tracking.batch_writer import BatchWriter
-from tracking.store import PredictionRecord, PredictionStore, StoreUnavailableError, open_store
+from tracking.store import (
+    PostgresStore,
+    PredictionRecord,
+    PredictionStore,
+    StoreUnavailableError,
+    open_store,
+)
 
 
 def _row(i: int) -> PredictionRecord:
@@ -142,3 +152,73 @@ def test_close_with_the_database_down_gives_up_after_its_timeout(store: Predicti
     assert writer.close(timeout_s=0.5) == 7
     assert time.monotonic() - started < 5
     assert writer.dropped["shutdown"] == 7 and writer.pending == 0
+
+
+class _Link:
+    """A TCP relay to PostgreSQL that can be cut (every connection reset, new ones refused) and restored."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.up = True
+        self.sockets: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            if not self.up:
+                client.close()
+                continue
+            server = socket.create_connection(("127.0.0.1", self.target_port))
+            self.sockets += [client, server]
+            for a, b in ((client, server), (server, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(source: socket.socket, sink: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := source.recv(65536):
+                sink.sendall(data)
+        for s in (source, sink):
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+
+    def cut(self) -> None:
+        self.up = False
+        for s in self.sockets:
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+        self.sockets = []
+
+    def close(self) -> None:
+        self.cut()
+        self.listener.close()
+
+
+def test_a_real_postgresql_outage_is_retried_and_no_row_is_lost(postgres: Any) -> None:
+    url = postgres.create_database("outage")
+    link = _Link(postgres.port)
+    store = PostgresStore(url.replace(f":{postgres.port}/", f":{link.port}/"), pool_size=2, timeout_s=1.0)
+    writer = BatchWriter(store, flush_interval_s=0.005, max_pending=100)
+    try:
+        writer.submit(_row(0))
+        writer.flush(10)
+        link.cut()
+        for i in range(1, 21):
+            assert writer.submit(_row(i))  # never blocks, whatever the database does
+        deadline = time.monotonic() + 30
+        while writer.failures < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert writer.failures >= 2 and writer.pending == 20 and not writer.dropped
+        link.up = True
+        writer.flush(60)
+        assert open_store(url).count() == 21 and writer.committed_rows == 21
+    finally:
+        writer.close()
+        store.close()
+        link.close()
