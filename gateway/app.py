@@ -164,6 +164,8 @@ def _tracking_service(settings: Settings, metrics: Metrics) -> TrackingService:
         drift_window=settings.drift_window,
         database_url=url.get_secret_value() if (url := settings.tracking_database_url) else None,
         pool_size=settings.tracking_pool_size,
+        flush_interval_s=settings.tracking_flush_interval_ms / 1000,
+        queue_size=settings.tracking_queue_size,
     )
     # Labels are the served model's, adopted when Triton answers (TrackingService.follow_model).
     return TrackingService(options, metrics.registry, class_names=())

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 from typing import Annotated, Any
 
@@ -79,8 +78,8 @@ async def feedback(item: Feedback, services: ServicesDep) -> JSONResponse:
         raise ApiError(422, "invalid_label", f"true_label must be one of {list(labels)}")
     try:
         # Returns only after the COMMIT (SQLite synchronous=FULL, or PostgreSQL's WAL flush):
-        # a 2xx means the label is durable.
-        created = await asyncio.to_thread(tracking.tracker.add_feedback, item.request_id, item.true_label)
+        # a 2xx means the label is durable. A prediction row still queued is committed first.
+        created = await tracking.add_feedback(item.request_id, item.true_label)
     except StoreUnavailableError as exc:
         raise _store_unavailable(services) from exc
     except UnknownPredictionError as exc:

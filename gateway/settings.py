@@ -126,6 +126,24 @@ class Settings(BaseSettings):
         "unset: the embedded SQLite TRACKING_DB (one machine)",
     )
     tracking_pool_size: int = Field(default=4, ge=1, le=64, description="PostgreSQL connections per process")
+    # /predict queues its log row and answers; a writer thread commits the queue in groups
+    # (tracking/batch_writer.py). A crash (kill -9, power loss) loses only rows not committed yet, never
+    # acknowledged feedback (written synchronously, after the row it labels).
+    tracking_flush_interval_ms: float = Field(
+        default=5.0,
+        ge=0.0,
+        le=1000.0,
+        description="prediction-log rows are committed in groups at most this long after their answer "
+        "(0: as soon as the writer is free); a crash loses the rows of the last interval (feedback on an "
+        "unknown id waits this + 100 ms and asks once more: another replica may not have committed it yet)",
+    )
+    tracking_queue_size: int = Field(
+        default=10_000,
+        ge=1,
+        le=1_000_000,
+        description="prediction-log rows accepted but not yet committed (the most a crash can lose); "
+        "when full (database down or slow) new rows are dropped, counted in prediction_log_dropped_total",
+    )
     api_key: SecretStr | None = Field(default=None, description="X-API-Key required by /feedback when set")
     quality_window: str = Field(default="1h", description="window of the live accuracy/F1 gauges")
     tracking_refresh_s: float = Field(default=15.0, gt=0, description="how often live gauges are recomputed")

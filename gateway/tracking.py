@@ -1,7 +1,11 @@
 """The gateway's side of performance tracking: prediction log, response cache, drift and live quality.
 
-Writes to the log (SQLite, or PostgreSQL shared by every replica) run on worker threads (each
-waits for its commit), never on the event loop.
+Prediction-log rows go through a group-commit writer (tracking/batch_writer.py): /predict queues
+its row and answers; the writer commits queued rows every TRACKING_FLUSH_INTERVAL_MS, many per
+transaction, and all of them on shutdown. A crash loses only rows not committed yet (at most
+TRACKING_QUEUE_SIZE; normally the last flush interval's), never acknowledged feedback: feedback is
+written synchronously, after this process's queued row for it is committed, and acknowledged only
+after its own commit. Store calls run on worker threads, never on the event loop.
 Live accuracy/F1 are read back from the shared log, so every gateway worker process exports the
 same figures; drift is computed over this process's recent predictions.
 """
@@ -18,17 +22,28 @@ from typing import Any
 import numpy as np
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from contract.model import DRIFT_BASELINE_PARAMETER
 from imaging import brightness
 from tracking import PerformanceTracker
+from tracking.batch_writer import BatchWriter
 from tracking.cache import ResponseCache
 from tracking.drift import Baseline, DriftMonitor
+from tracking.store import PredictionRecord, StoreUnavailableError, UnknownPredictionError
 
 log = structlog.get_logger("gateway.tracking")
 
 _BRIGHTNESS_BUCKETS = tuple(float(b) for b in range(16, 256, 16))
 _PIXEL_BUCKETS = (64**2, 128**2, 224**2, 320**2, 640**2, 1024**2, 2048**2, 4096**2, 8192**2)
+# Feedback waits at most this long for this process's queued rows to commit, then answers 503.
+FLUSH_WAIT_S = 5.0
+# On shutdown, queued rows are committed; an unreachable database is retried this long, then they are dropped.
+SHUTDOWN_FLUSH_S = 3.0
+# Feedback for an id not in the log waits this much longer than the flush interval, then asks once more:
+# another replica (or process) may have answered that prediction and still hold its row in its queue.
+UNKNOWN_ID_MARGIN_S = 0.1
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -46,6 +61,8 @@ class TrackingOptions:
     drift_window: int
     database_url: str | None = None  # PostgreSQL; when set, db_path is not used
     pool_size: int = 4
+    flush_interval_s: float = 0.005  # group commit of prediction rows (TRACKING_FLUSH_INTERVAL_MS)
+    queue_size: int = 10_000  # rows accepted, not yet committed (TRACKING_QUEUE_SIZE)
 
 
 class TrackingMetrics:
@@ -98,6 +115,41 @@ class TrackingMetrics:
         )
 
 
+class WriterCollector(Collector):
+    """The group-commit writer's counters, read at scrape time (nothing added to the request path)."""
+
+    def __init__(self, writer: BatchWriter) -> None:
+        self.writer = writer
+
+    def collect(self) -> list[Metric]:
+        w = self.writer
+        depth = GaugeMetricFamily(
+            "prediction_log_queue_depth",
+            "Prediction-log rows accepted and not yet committed (what a crash now would lose)",
+            value=w.pending,
+        )
+        commits = CounterMetricFamily(
+            "prediction_log_commits", "Group commits of prediction-log rows", value=w.commits
+        )
+        rows = CounterMetricFamily(
+            "prediction_log_committed_rows", "Prediction-log rows committed", value=w.committed_rows
+        )
+        failures = CounterMetricFamily(
+            "prediction_log_write_failures",
+            "Group commits that failed on an unreachable/busy database (rows kept, retried)",
+            value=w.failures,
+        )
+        dropped = CounterMetricFamily(
+            "prediction_log_dropped",
+            "Prediction-log rows never written: queue_full, rejected (by the database), shutdown "
+            "(database unreachable at exit), closed",
+            labels=["reason"],
+        )
+        for reason in ("queue_full", "rejected", "shutdown", "closed"):
+            dropped.add_metric([reason], w.dropped[reason])
+        return [depth, commits, rows, failures, dropped]
+
+
 class TrackingService:
     def __init__(
         self, options: TrackingOptions, registry: CollectorRegistry, class_names: tuple[str, ...]
@@ -109,6 +161,10 @@ class TrackingService:
         self.cache = ResponseCache(ttl_s=options.cache_ttl_s, max_entries=options.cache_max_entries)
         self.drift = DriftMonitor(options.drift_window)
         self.metrics = TrackingMetrics(registry)
+        self.writer = BatchWriter(
+            self.tracker.store, flush_interval_s=options.flush_interval_s, max_pending=options.queue_size
+        )
+        registry.register(WriterCollector(self.writer))
         self._baseline_source: str | None = None
         self._task: asyncio.Task[None] | None = None
         # /stats: answers per window, reused for STATS_CACHE_S; one computation at a time.
@@ -138,6 +194,7 @@ class TrackingService:
                 cached = self._stats.get(window)  # computed while this caller waited?
                 if cached is not None and time.monotonic() - cached[0] <= max_age_s:
                     return cached[1]
+                await self.flush()  # the predictions this process has answered are counted
                 result: dict[str, Any] = await asyncio.to_thread(self.tracker.get_current_stats, window)
                 self.metrics.stats_computations.inc()
                 if len(self._stats) >= 64:
@@ -176,24 +233,51 @@ class TrackingService:
         return light
 
     async def record(self, body: dict[str, Any], *, sha256: str, size: int, light: float | None) -> None:
-        """Log one served prediction durably (so feedback can find it) and feed the drift window."""
+        """Queue one served prediction for the log (committed within the flush interval) and feed the
+        drift window. Never waits for the database: a full queue drops the row (counted in
+        ``prediction_log_dropped_total``); the answer is right either way."""
         if light is not None:
             self.drift.observe(body["predicted_class"], body["confidence"], light)
-        try:
-            await asyncio.to_thread(
-                self.tracker.log_prediction,
-                body["predicted_class"],
-                body["confidence"],
-                body["processing_time_ms"],
-                request_id=body["request_id"],
+        self.writer.submit(
+            PredictionRecord(
+                id=body["request_id"],
+                ts=time.time(),  # when it was answered, not when its group commits
+                predicted_class=body["predicted_class"],
+                confidence=body["confidence"],
+                latency_ms=body["processing_time_ms"],
                 model_version=str(body["model_version"]),
                 image_sha256=sha256,
                 image_bytes=size,
                 brightness=light,
                 client_request_id=body.get("client_request_id"),
             )
-        except Exception as exc:  # the answer is still right; losing one log row must not fail it
-            log.error("prediction_log_failed", request_id=body["request_id"], error=type(exc).__name__)
+        )
+
+    async def flush(self) -> None:
+        """Wait until the rows this process has queued so far are committed.
+
+        Raises StoreUnavailableError when that takes over FLUSH_WAIT_S (the database is down).
+        """
+        try:
+            await asyncio.wait_for(asyncio.wrap_future(self.writer.flushed()), FLUSH_WAIT_S)
+        except TimeoutError as exc:
+            raise StoreUnavailableError("prediction log writer is behind (database unreachable?)") from exc
+
+    async def add_feedback(self, request_id: str, true_label: str) -> bool:
+        """Store a true label; returns after its COMMIT (True: newly stored, False: the same label was there).
+
+        A prediction this process answered may still be queued: its row is committed first. An id
+        not in the log at all is asked for once more after one flush interval (+ UNKNOWN_ID_MARGIN_S),
+        because another replica (or worker process) may have answered it and not committed it yet;
+        still unknown, UnknownPredictionError (404).
+        """
+        if self.writer.holds(request_id):
+            await self.flush()
+        try:
+            return await asyncio.to_thread(self.tracker.add_feedback, request_id, true_label)
+        except UnknownPredictionError:
+            await asyncio.sleep(self.options.flush_interval_s + UNKNOWN_ID_MARGIN_S)
+            return await asyncio.to_thread(self.tracker.add_feedback, request_id, true_label)
 
     def refresh_gauges(self) -> dict[str, Any]:
         stats = self.tracker.get_current_stats(self.options.quality_window)
@@ -255,6 +339,8 @@ class TrackingService:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         try:
+            # Every queued row is committed before exit (requests in flight have finished by now).
+            await asyncio.to_thread(self.writer.close, SHUTDOWN_FLUSH_S)
             await asyncio.to_thread(self.write_snapshot)  # the original design's JSON, on shutdown too
         finally:
             self.tracker.close()

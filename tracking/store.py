@@ -7,6 +7,8 @@ every gateway replica so feedback reaches the prediction whichever replica answe
 Same semantics on both: every write is its own transaction and a call returns only after its
 COMMIT, so the gateway acknowledges feedback only once it is durable; a conflicting label is
 refused inside the transaction that reads the row (SQLite's write lock, PostgreSQL's row lock).
+``record_many`` commits a group of prediction rows in one transaction (the gateway's group
+commit, tracking/batch_writer.py).
 ``ts`` is Unix seconds (float) on both, so windows and retention mean the same.
 
 ``client_request_id`` holds the caller's X-Request-ID (correlation only); the row key is server-generated.
@@ -18,7 +20,7 @@ import abc
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -118,12 +120,18 @@ class PredictionStore(abc.ABC):
     def _sql(self, sql: str) -> str:
         return sql if self.placeholder == "?" else sql.replace("?", self.placeholder)
 
+    _INSERT = f"INSERT INTO predictions ({', '.join(_NAMES)}) VALUES ({', '.join('?' for _ in _NAMES)})"
+
     def insert(self, record: PredictionRecord) -> None:
-        marks = ", ".join("?" for _ in _NAMES)
         with self._transaction() as tx:
-            tx.execute(
-                self._sql(f"INSERT INTO predictions ({', '.join(_NAMES)}) VALUES ({marks})"), record.values()
-            )
+            tx.execute(self._sql(self._INSERT), record.values())
+
+    def record_many(self, records: Sequence[PredictionRecord]) -> None:
+        """Insert ``records`` in one transaction (group commit): all of them or, on an error, none."""
+        if not records:
+            return
+        with self._transaction() as tx:
+            tx.cursor().executemany(self._sql(self._INSERT), [record.values() for record in records])
 
     def add_feedback(self, prediction_id: str, true_label: str) -> bool:
         """Record the true label; True if newly stored, False if the same label was already there.

@@ -53,8 +53,9 @@ def test_baseline_and_live_drift_gauges(tmp_path: Path) -> None:
             "model_version": "1",
         }
         asyncio.run(service.record(body, sha256="0" * 64, size=100, light=light))
-    service.tracker.add_feedback("r0", "cat")
-    service.tracker.add_feedback("r1", "dog")
+    # The rows may still be queued for their group commit: feedback commits them first.
+    assert asyncio.run(service.add_feedback("r0", "cat"))
+    assert asyncio.run(service.add_feedback("r1", "dog"))
     service.refresh_gauges()
     text = generate_latest(registry).decode()
     assert 'drift_class_ratio{predicted_class="cat",source="baseline"} 0.5' in text

@@ -85,7 +85,13 @@ def test_kill_9_one_gateway_under_load(topology: Topology, figures: Any) -> None
     # Every request got an HTTP answer (no hang, no reset reached a client), and any failure is a
     # clear status; the proxy retried refused connections on the survivor.
     assert result.exceptions == {}, result.exceptions
-    assert all(key.split()[1] in {"200", "201", "502", "503", "504"} for key in result.statuses)
+    assert all(
+        key.split()[1] in {"200", "201", "502", "503", "504"} or key == "feedback 404"
+        for key in result.statuses
+    )
+    # A label for a prediction the victim answered but had not committed yet (its last flush window,
+    # TRACKING_FLUSH_INTERVAL_MS) finds no row on the survivor: 404, at most one per client.
+    assert result.statuses.get("feedback 404", 0) <= 4, result.statuses
     after = [e for e in topology.nginx_log() if e.time > killed_at + 0.5]
     answered_by_dead = [e for e in after if e.upstreams and e.upstreams[-1] == dead]
     assert after and not answered_by_dead, "the proxy kept getting answers from a dead gateway?"
