@@ -7,8 +7,9 @@
    - ``--source download`` or a photo folder: ingest → preprocess → train with the real-photo
      recipe (``configs/pets.yaml``; ``--config`` overrides) → evaluate → export.
    Each step is its own ``python -m`` command, printed before it runs.
-2. Start Triton on the derived CPU repository, then the gateway, both in the background with
-   PID files under ``run/`` (``make stop`` stops them).
+2. Start Triton on the derived CPU repository (or, when one already runs and a model was just
+   exported, make it load the new version), then the gateway, both in the background with PID
+   files under ``run/`` (``make stop`` stops them).
 3. Print the URL, the model that is served and its measured accuracy.
 """
 
@@ -27,7 +28,7 @@ from typing import Any
 from imaging.cli import ArgumentParser
 from serving.gateway_process import GatewayOptions, start_gateway
 from serving.processes import PROJECT_ROOT, RUN_DIR, read_pid
-from serving.triton import DEFAULT_MODEL, DEFAULT_REPOSITORY, TritonLauncher, TritonOptions
+from serving.triton import DEFAULT_MODEL, DEFAULT_REPOSITORY, TritonLauncher, TritonOptions, reload_model
 
 CANONICAL_REPOSITORY = PROJECT_ROOT / "model_repository"
 DEFAULT_QUICK_CONFIG = PROJECT_ROOT / "configs" / "quick.yaml"
@@ -239,7 +240,11 @@ def main(argv: list[str] | None = None) -> int:
         )
         launcher = TritonLauncher(triton)
         running = read_pid(triton.pid_file)
-        if running is not None:
+        if running is not None and build:
+            # The export only wrote files: the server loads the new version when told to.
+            print(f"==> Triton already running (pid {running}); reloading {args.model!r}", flush=True)
+            reload_model(triton)
+        elif running is not None:
             print(f"==> Triton already running (pid {running}); reusing it")
         else:
             print("==> starting Triton", flush=True)

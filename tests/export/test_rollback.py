@@ -45,7 +45,7 @@ def test_rollback_returns_to_the_previous_version(
     out = capsys.readouterr().out
     assert "Triton version 2 retired" in out and "now served: Triton version 1 (MLflow" in out
     assert "version 2 → 1" in out
-    assert "local Triton not reloaded" in out  # a test repository never reloads anybody's server
+    assert "next: `make reload`" in out  # rollback only writes files; reloading is serving's job
     mdir, cpu_dir = tmp_path / "repo" / "cats_dogs", tmp_path / "cpu" / "cats_dogs"
     assert version_dirs(mdir) == [1] and version_dirs(cpu_dir) == [1]
     assert len(list((tmp_path / "retired" / "cats_dogs").iterdir())) == 1

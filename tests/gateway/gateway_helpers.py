@@ -112,17 +112,16 @@ def tiny_classifier() -> torch.nn.Module:
 
 
 def build_repositories(root: Path, classifier: torch.nn.Module, version: int = 1) -> Path:
-    """Canonical repository → derived CPU repository, with the export package's own functions."""
-    from export.contract import CONFIG_FILENAME, LABELS_FILENAME, MODEL_NAME, ONNX_FILENAME
-    from export.cpu_repository import CpuOptions, build
-    from export.metadata import ModelFacts, labels_text
-    from export.onnx_export import export_onnx
-    from export.triton_config import ServingOptions, build_config, write_config
+    """``root/model_repository`` (canonical) and ``root/model_repository_cpu`` (derived, returned), written
+    by the same function ``python -m export`` calls after its gates."""
+    from export.contract import ONNX_FILENAME
+    from export.cpu_repository import CpuOptions
+    from export.metadata import ModelFacts
+    from export.repository import write_model_file, write_repository_version
+    from export.triton_config import ServingOptions
+    from export.versions import VersionRecord
     from training.transforms import CLASS_NAMES, MEAN, STD
 
-    canonical = root / "model_repository" / MODEL_NAME
-    (canonical / str(version)).mkdir(parents=True)
-    export_onnx(classifier, IMAGE_SIZE, canonical / str(version) / ONNX_FILENAME)
     facts = ModelFacts(
         class_names=CLASS_NAMES,
         image_size=IMAGE_SIZE,
@@ -133,20 +132,30 @@ def build_repositories(root: Path, classifier: torch.nn.Module, version: int = 1
         model_version_mlflow="7",
         triton_model_version=version,
     )
-    config = build_config(
-        facts,
-        ServingOptions(
-            max_batch_size=MAX_BATCH,
-            preferred_batch_sizes=(4, 8),
-            max_queue_delay_us=1000,
-            # Small, so a burst can overflow Triton's queue and the 429 path is tested for real.
-            max_queue_size=QUEUE_SIZE,
-        ),
+    staged = root / f".staged-version-{version}"
+    staged.mkdir(parents=True)
+    write_model_file(classifier, facts, staged / ONNX_FILENAME)
+    serving = ServingOptions(
+        max_batch_size=MAX_BATCH,
+        preferred_batch_sizes=(4, 8),
+        max_queue_delay_us=1000,
+        # Small, so a burst can overflow Triton's queue and the 429 path is tested for real.
+        max_queue_size=QUEUE_SIZE,
     )
-    write_config(config, canonical / CONFIG_FILENAME)
-    (canonical / LABELS_FILENAME).write_text(labels_text(CLASS_NAMES))
+    record = VersionRecord(
+        triton_version=version, mlflow_model_name="test-fixture", mlflow_version="7", source="test fixture"
+    )
     cpu_repository = root / "model_repository_cpu"
-    build(canonical, cpu_repository, CpuOptions(intra_op_threads=1))
+    write_repository_version(
+        staged,
+        facts,
+        root / "model_repository",
+        record,
+        cpu_repository=cpu_repository,
+        serving=serving,
+        cpu=CpuOptions(intra_op_threads=1),
+        say=lambda _: None,
+    )
     return cpu_repository
 
 
