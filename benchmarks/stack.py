@@ -11,9 +11,7 @@ Triton starts through ``serving.triton.TritonLauncher`` and the gateway through
 
 from __future__ import annotations
 
-import contextlib
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -41,12 +39,6 @@ from training.transforms import CLASS_NAMES, MEAN, STD
 
 INT8_MODEL = f"{MODEL_NAME}_int8"
 NOBATCH_MODEL = f"{MODEL_NAME}_nobatch"
-
-
-def free_port() -> int:
-    with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass(frozen=True)

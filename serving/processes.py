@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import time
 import urllib.error
 import urllib.request
@@ -17,6 +18,13 @@ from pathlib import Path
 # Anchored at the checkout, so every entry point finds the same files whatever the working directory.
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 RUN_DIR = PROJECT_ROOT / "run"
+
+
+def free_port() -> int:
+    """A loopback TCP port free right now (the OS picks it), for servers started on free ports."""
+    with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def write_pid(pid_file: Path, pid: int) -> None:

@@ -12,7 +12,6 @@ or SIGTERM a gateway, stop or restart a Triton, read each Triton's own request c
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import pwd
 import re
@@ -27,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from serving.postgres import PostgresCluster
-from serving.processes import PROJECT_ROOT, is_running, wait_http_ok
+from serving.processes import PROJECT_ROOT, free_port, is_running, wait_http_ok
 from serving.triton import (
     DEFAULT_BACKEND_VENV,
     DEFAULT_BACKENDS_DIR,
@@ -35,14 +34,6 @@ from serving.triton import (
     TritonLauncher,
     TritonOptions,
 )
-
-
-def free_port() -> int:
-    import socket
-
-    with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass(kw_only=True)

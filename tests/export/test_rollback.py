@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from export_helpers import Models, register, source
 
 from export.cpu_repository import CpuOptions
 from export.dataset import DataLocation
@@ -14,6 +13,7 @@ from export.rollback import main
 from export.source import from_alias, mlflow_client
 from export.triton_config import read_config
 from export.versions import VersionLog, loadable_count, version_dirs
+from tests.export.export_helpers import Models, register, source
 from training.registry import REGISTERED_MODEL_NAME
 
 

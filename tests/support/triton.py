@@ -1,16 +1,13 @@
-"""Helpers shared by the gateway tests: synthetic photos, free ports, the tiny model and its
-repositories, the options and handle of a test Triton, and an in-process gateway server.
-Fixtures live in conftest.py (tests/ and tests/hardening/)."""
+"""The tiny model, its repositories (written by export's own writer) and a test Triton on free ports.
+
+The repositories come from ``export.repository.write_repository_version``, the function
+``python -m export`` calls after its gates, so tests serve exactly what an export writes.
+"""
 
 from __future__ import annotations
 
 import contextlib
-import io
-import shutil
-import socket
-import tempfile
-import threading
-import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,40 +15,17 @@ import httpx
 import numpy as np
 import pytest
 import torch
-import uvicorn
-from PIL import Image
 
-from gateway import Settings, create_app
-from gateway.__main__ import server_options
+from export.contract import MODEL_NAME
+from serving.processes import PROJECT_ROOT, free_port
 from serving.triton import TritonLauncher, TritonOptions
+from tests.support.photos import photo
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 BACKEND_VENV = PROJECT_ROOT / ".venv-triton"
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-# Flags for a root, sandbox-less, offline machine (without the networking ones Chromium keeps
-# dialling Google's hosts and the closed network refuses them).
-CHROMIUM_ARGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-dev-shm-usage",
-]
 
 IMAGE_SIZE = 64  # small: the contract is the same at any size, and tests stay fast on 2 cores
 MAX_BATCH = 8
 QUEUE_SIZE = 4
-
-
-def free_port() -> int:
-    with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -159,49 +133,22 @@ def build_repositories(root: Path, classifier: torch.nn.Module, version: int = 1
     return cpu_repository
 
 
-class GatewayServer:
-    """uvicorn in a thread: the real HTTP stack (disconnects, multipart) without a process."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.app = create_app(settings)
-        self.server = uvicorn.Server(
-            uvicorn.Config(self.app, **{**server_options(settings), "log_level": "warning"}, lifespan="on")
-        )
-        self.thread = threading.Thread(target=self.server.run, name="gateway", daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.settings.port}"
-
-    def __enter__(self) -> GatewayServer:
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("gateway did not start")
-            time.sleep(0.02)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=15)
-
-
-def gateway_settings(triton_grpc_url: str, **overrides: object) -> Settings:
-    values: dict[str, object] = {
-        "triton_url": triton_grpc_url,
-        "triton_protocol": "grpc",
-        "port": free_port(),
-        "model_refresh_s": 0.5,
-        "max_upload_bytes": 2 * 1024 * 1024,
-        "max_pixels": 4_000_000,
-        # Each gateway gets its own prediction log, never the checkout's run/ folder.
-        "tracking_db": Path(tempfile.mkdtemp(prefix="gw-tracking-")) / "predictions.db",
-        "stats_snapshot_path": "",
-    }
-    values.update(overrides)
-    return Settings(**values)  # type: ignore[arg-type]
+@contextlib.contextmanager
+def running_triton(
+    root: Path, classifier: torch.nn.Module, *, prepare: Callable[[Path], None] | None = None
+) -> Iterator[TritonFixture]:
+    """A Triton serving ``classifier`` from repositories under ``root``, stopped on exit (unless a
+    test stopped it already). ``prepare`` may change the CPU repository before the server starts."""
+    repository = build_repositories(root, classifier)
+    if prepare is not None:
+        prepare(repository)
+    launcher = TritonLauncher(triton_options(root, repository))
+    launcher.start()
+    try:
+        yield TritonFixture(launcher, repository, classifier)
+    finally:
+        if launcher.pid is not None:
+            launcher.stop()
 
 
 @dataclass(frozen=True)
@@ -219,7 +166,7 @@ class TritonCounts:
         return max(grown, default=0)
 
 
-def triton_counts(http_url: str, model: str = "cats_dogs") -> TritonCounts:
+def triton_counts(http_url: str, model: str = MODEL_NAME) -> TritonCounts:
     """Triton's statistics extension (GET /v2/models/<model>/stats) on its HTTP port, ``host:port``."""
     response = httpx.get(f"http://{http_url}/v2/models/{model}/stats", timeout=10)
     response.raise_for_status()
@@ -234,35 +181,3 @@ def triton_counts(http_url: str, model: str = "cats_dogs") -> TritonCounts:
         executions=sum(int(v["execution_count"]) for v in stats),
         batches=batches,
     )
-
-
-def wait_ready(client: httpx.Client, timeout_s: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if client.get("/health/ready").status_code == 200:
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"gateway not ready after {timeout_s} s: {client.get('/health').json()}")
-
-
-def encode(array: np.ndarray, fmt: str, **kwargs: object) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(array).save(buf, fmt, **kwargs)
-    return buf.getvalue()
-
-
-def photo(seed: int, size: tuple[int, int] = (320, 240), fmt: str = "JPEG") -> bytes:
-    """A smooth synthetic photo (gradients + blobs): realistic enough for JPEG, deterministic."""
-    rng = np.random.default_rng(seed)
-    w, h = size
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    channels = []
-    for _ in range(3):
-        a, b, c = rng.uniform(-1, 1, 3)
-        channels.append(128 + 60 * np.sin(a * xx / 37 + b * yy / 23 + c * 6))
-    img = np.stack(channels, axis=-1)
-    for _ in range(4):
-        cx, cy, r = rng.uniform(0, w), rng.uniform(0, h), rng.uniform(10, min(w, h) / 2)
-        mask = (xx - cx) ** 2 + (yy - cy) ** 2 < r**2
-        img[mask] = rng.uniform(0, 255, 3)
-    return encode(np.clip(img, 0, 255).astype(np.uint8), fmt)
