@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.gateway import GatewayServer, gateway_settings, wait_ready
+from tests.support.gateway import GatewayServer, gateway_settings, ready_client
 
 
 @pytest.fixture(scope="session")
@@ -19,6 +19,5 @@ def gateway(triton: Any) -> Iterator[GatewayServer]:
 
 @pytest.fixture
 def client(gateway: GatewayServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=gateway.url, timeout=30) as http:
-        wait_ready(http)
+    with ready_client(gateway.url) as http:
         yield http

@@ -16,7 +16,7 @@ import torch
 
 from tests.hardening.hardening_helpers import GatewayProcess, start_gateway_process, stop_gateway_process
 from tests.hardening.results import FIGURES, Figures, results_path
-from tests.support.gateway import GatewayServer, gateway_settings, wait_ready
+from tests.support.gateway import GatewayServer, gateway_settings, ready_client
 from tests.support.triton import TritonFixture, running_triton, tiny_classifier
 
 
@@ -42,8 +42,7 @@ def gateway(hardening_triton: TritonFixture) -> Iterator[GatewayServer]:
 
 @pytest.fixture
 def client(gateway: GatewayServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=gateway.url, timeout=30) as http:
-        wait_ready(http)
+    with ready_client(gateway.url) as http:
         yield http
 
 

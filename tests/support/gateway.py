@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -67,3 +69,11 @@ def wait_ready(client: httpx.Client, timeout_s: float = 30.0) -> None:
             return
         time.sleep(0.2)
     raise AssertionError(f"gateway not ready after {timeout_s} s: {client.get('/health').json()}")
+
+
+@contextlib.contextmanager
+def ready_client(url: str, timeout_s: float = 30.0) -> Iterator[httpx.Client]:
+    """An HTTP client on the gateway at ``url``, handed out once it answers ``/health/ready``."""
+    with httpx.Client(base_url=url, timeout=30) as http:
+        wait_ready(http, timeout_s)
+        yield http
