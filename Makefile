@@ -83,14 +83,17 @@ train: setup ## Train (TRAIN_CONFIG, default configs/pets.yaml) with MLflow trac
 evaluate: setup ## Test-split metrics → metrics.json; promote to `champion` only on improvement
 	$(PY) -m training.evaluate
 
-export-onnx: setup ## Champion → ONNX → model_repository/cats_dogs/<next version> (+ CPU repository)
+export-onnx: setup ## Champion → ONNX → model_repository/cats_dogs/<next version> (+ CPU repository); reloads a running Triton
 	$(PY) -m export
+	$(PY) -m serving.triton reload
 
-rollback: setup ## Serve the previous model version again (repository + MLflow alias)
-	$(PY) -m export.rollback
+rollback: setup ## Serve the previous model version again (repository + MLflow alias); reloads a running Triton
+	@# The reload runs even when only the MLflow alias move failed (exit 3): the repository is rolled back.
+	$(PY) -m export.rollback; status=$$?; $(PY) -m serving.triton reload || exit $$?; exit $$status
 
 dvc-repro: setup ## Run the DVC pipeline (ingest → preprocess → train → evaluate → export)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/dvc repro
+	$(PY) -m serving.triton reload
 
 mlflow-ui: setup ## MLflow UI on http://127.0.0.1:5001
 	$(VENV)/bin/mlflow server --backend-store-uri sqlite:///mlflow.db --default-artifact-root ./mlartifacts \
@@ -136,7 +139,7 @@ bench: setup ## Benchmark suite (side by side, medians of 3) → docs/benchmarks
 replicas: setup ## nginx → 2 gateways → 2 Tritons + one PostgreSQL on loopback, until Ctrl-C (GATEWAYS=, TRITONS=)
 	$(PY) -m serving.topology --gateways $(or $(GATEWAYS),2) --tritons $(or $(TRITONS),2)
 
-reload: setup ## Make the running local Triton load new/rolled-back versions
+reload: setup ## Make the running local Triton load new/rolled-back versions (a no-op when none runs)
 	$(PY) -m serving.triton reload
 
 # --- containers and clusters (need Docker / kubectl; clear exit 3 where missing) -----------

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from contract.paths import PROJECT_ROOT
+from serving.processes import free_port
 
 SERVER = """
 import sys, uvicorn
@@ -36,12 +37,6 @@ uvicorn.run(create_app(settings), **options, log_config=None, access_log=False)
 """
 
 REQUEST = b"GET /health/live HTTP/1.1\r\nHost: bench\r\n\r\n"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def _client(port: int, stop_at: float, counts: list[int]) -> None:
@@ -82,8 +77,8 @@ def _wait_up(port: int, timeout_s: float = 60) -> None:
 
 
 def measure(protocol: str, clients: int, seconds: float) -> float:
-    port = _free_port()
-    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "TRITON_URL": f"127.0.0.1:{_free_port()}"}
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "TRITON_URL": f"127.0.0.1:{free_port()}"}
     server = subprocess.Popen(
         [sys.executable, "-c", SERVER, str(port), protocol],
         cwd=PROJECT_ROOT,

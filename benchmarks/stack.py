@@ -1,18 +1,17 @@
 """What the benchmark suite measures, built and started the way users build and start it.
 
-One checkpoint → the export package's ONNX + INT8 + canonical config → derived CPU repository
-(``export.cpu_repository.build``, the same code ``python -m export`` runs). The repository then gets
-two siblings derived from the generated config, never hand-written: ``cats_dogs_int8`` (the CPU
-repository built with ``--cpu-variant int8``) and ``cats_dogs_nobatch`` (dynamic batching removed).
+One checkpoint → ONNX + INT8 → a repository version written by ``export.repository`` (the writer
+``python -m export`` calls after its gates: canonical config, labels, versions.json and the derived
+CPU repository). The CPU repository then gets two siblings derived from the generated config, never
+hand-written: ``cats_dogs_int8`` (the CPU repository built with ``--cpu-variant int8``) and
+``cats_dogs_nobatch`` (dynamic batching removed).
 Triton starts through ``serving.triton.TritonLauncher`` and the gateway through
 ``serving.gateway_process.start_gateway`` — the launchers behind ``make triton`` / ``make gateway``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -24,12 +23,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from export.contract import CONFIG_FILENAME, LABELS_FILENAME, MODEL_NAME, ONNX_FILENAME
+from export.contract import CONFIG_FILENAME, MODEL_NAME, ONNX_FILENAME
 from export.cpu_repository import CpuOptions, build
-from export.metadata import ModelFacts, labels_text, write_onnx_metadata
-from export.onnx_export import export_onnx
+from export.metadata import ModelFacts
 from export.quantize import VARIANT_FILES, quantize_int8
-from export.triton_config import ServingOptions, build_config, read_config, write_config
+from export.repository import write_model_file, write_repository_version
+from export.triton_config import read_config, write_config
+from export.versions import VersionRecord
 from serving.gateway_process import GatewayOptions, start_gateway
 from serving.processes import PROJECT_ROOT, stop_by_pid_file, wait_http_ok
 from serving.triton import TritonLauncher, TritonOptions
@@ -39,12 +39,6 @@ from training.transforms import CLASS_NAMES, MEAN, STD
 
 INT8_MODEL = f"{MODEL_NAME}_int8"
 NOBATCH_MODEL = f"{MODEL_NAME}_nobatch"
-
-
-def free_port() -> int:
-    with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass(frozen=True)
@@ -84,13 +78,12 @@ def build_repositories(
 ) -> Repositories:
     model, meta = load_checkpoint(checkpoint)
     size = int(meta.image_size)
-    canonical = work / "model_repository" / MODEL_NAME
+    repository = work / "model_repository"
     cpu_root = work / "model_repository_cpu"
-    for stale in (canonical.parent, cpu_root, work / "int8_staging"):
+    staged = work / "version_staging"
+    for stale in (repository, cpu_root, staged, work / "int8_staging"):
         shutil.rmtree(stale, ignore_errors=True)
-    vdir = canonical / "1"
-    vdir.mkdir(parents=True)
-    fp32 = export_onnx(model, size, vdir / ONNX_FILENAME)
+    staged.mkdir(parents=True)
     facts = ModelFacts(
         class_names=tuple(meta.class_names),
         image_size=size,
@@ -100,17 +93,29 @@ def build_repositories(
         mlflow_model_name="benchmark",
         triton_model_version=1,
     )
-    write_onnx_metadata(fp32, facts)
-    int8 = quantize_int8(fp32, vdir / VARIANT_FILES["int8"], calibration)
-    write_config(build_config(facts, ServingOptions()), canonical / CONFIG_FILENAME)
-    (canonical / LABELS_FILENAME).write_text(labels_text(tuple(meta.class_names)))
-
-    build(canonical, cpu_root, CpuOptions(intra_op_threads=cpu_threads))
-    staged = build(canonical, work / "int8_staging", CpuOptions(intra_op_threads=cpu_threads, variant="int8"))
-    _rename_model(staged, cpu_root / INT8_MODEL)
+    fp32 = write_model_file(model, facts, staged / ONNX_FILENAME)
+    quantize_int8(fp32, staged / VARIANT_FILES["int8"], calibration)
+    record = VersionRecord(triton_version=1, mlflow_model_name="benchmark", source=f"checkpoint:{checkpoint}")
+    written = write_repository_version(
+        staged,
+        facts,
+        repository,
+        record,
+        cpu_repository=cpu_root,
+        cpu=CpuOptions(intra_op_threads=cpu_threads),
+        say=lambda _: None,
+    )
+    canonical = written.model_dir
+    staged_int8 = build(
+        canonical, work / "int8_staging", CpuOptions(intra_op_threads=cpu_threads, variant="int8")
+    )
+    _rename_model(staged_int8, cpu_root / INT8_MODEL)
     shutil.rmtree(work / "int8_staging", ignore_errors=True)
     derive_without_dynamic_batching(cpu_root / MODEL_NAME, cpu_root / NOBATCH_MODEL)
-    return Repositories(checkpoint, canonical, cpu_root, fp32, int8, size)
+    vdir = written.version_dir
+    return Repositories(
+        checkpoint, canonical, cpu_root, vdir / ONNX_FILENAME, vdir / VARIANT_FILES["int8"], size
+    )
 
 
 def _rename_model(src: Path, dst: Path) -> None:

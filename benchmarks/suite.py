@@ -162,9 +162,9 @@ def _interrupted(signum: int, _frame: object) -> None:
 def run_suite(args: argparse.Namespace, say: Callable[[str], None]) -> dict[str, Any]:
     # Heavy imports after argument parsing, so --help and bad flags answer at once.
     from benchmarks import measure, stack
-    from benchmarks.stack import free_port
     from imaging import load_for_model
     from serving.gateway_process import GatewayOptions
+    from serving.processes import free_port
     from serving.triton import TritonOptions
     from training.checkpoint import load_checkpoint
 

@@ -28,6 +28,8 @@ from imaging.cli import ArgumentParser
 from training.registry import CHAMPION
 
 PARAMS_FILE = PROJECT_ROOT / "params.yaml"
+# Export only writes files; the running server is the serving package's business.
+NEXT_STEP = "next: `make reload` makes a running local Triton load it (`make export-onnx` runs it)"
 
 
 def default_min_accuracy(params_file: Path = PARAMS_FILE) -> float:
@@ -207,7 +209,6 @@ def main(argv: list[str] | None = None) -> int:
 
     from export.check_images import DataLocation
     from export.gate import GateRefusedError
-    from export.live import reload_if_serving
     from export.parity import ParityError
     from export.pipeline import ExportRequest, already_served, refresh_artifacts, run_export
     from export.quantize import VariantRefusedError
@@ -247,8 +248,5 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print(f"exported Triton version {result.version} of {result.model_dir.name}: {result.onnx_path}")
     if request.cpu_repository is not None:
-        try:
-            print(reload_if_serving(request.cpu_repository))
-        except RuntimeError as exc:
-            print(f"warning: {exc}; run `python -m serving.triton reload`", file=sys.stderr)
+        print(NEXT_STEP)
     return 0

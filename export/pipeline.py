@@ -27,21 +27,13 @@ from export import baseline_stats, gate, quantize
 from export import cpu_repository as cpu_repo
 from export.check_images import DataLocation, LabelledImages, load_split, parity_images, synthetic_images
 from export.contract import DEFAULT_MIN_ACCURACY
-from export.metadata import ModelFacts, current_git_sha, labels_text, utc_now, write_onnx_metadata
-from export.onnx_export import export_onnx, verify_contract
+from export.metadata import ModelFacts, current_git_sha, utc_now
 from export.parity import MIN_IMAGES, ParityReport, check_parity
 from export.registry_artifacts import publish_export
+from export.repository import write_model_file, write_repository_version
 from export.source import ModelSource
-from export.triton_config import ServingOptions, build_config, set_parameters, write_config
-from export.versions import (
-    VersionLog,
-    VersionRecord,
-    loadable_count,
-    next_version,
-    served_version,
-    version_dirs,
-    version_image_size,
-)
+from export.triton_config import ServingOptions
+from export.versions import VersionLog, VersionRecord, next_version, served_version
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -147,28 +139,6 @@ def _write_artifacts(version_dir: Path, artifact_dir: Path, record: VersionRecor
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def _versions_to_load(
-    mdir: Path, facts: ModelFacts, options: ServingOptions, say: Callable[[str], None]
-) -> int:
-    """``num_versions`` for the new config: the new version plus older ones of the same input size.
-
-    An input-size change would otherwise keep an older version loaded whose shape the config no
-    longer describes: its warm-up fails and Triton does not start.
-    """
-    older = list(reversed(version_dirs(mdir)))
-    sizes = [facts.image_size] + [version_image_size(mdir, v) for v in older]
-    count = loadable_count(sizes, options.num_versions)
-    if count < min(options.num_versions, len(sizes)):
-        left_out, old_size = older[count - 1], sizes[count] or "?"
-        say(
-            f"input size changes {old_size} → {facts.image_size}px: Triton loads "
-            f"{'only the new version' if count == 1 else f'the newest {count} versions'} "
-            f"(num_versions {options.num_versions} would also load version {left_out}, which takes "
-            f"{old_size}px and would fail the new warm-up); `make rollback` serves it again at its size"
-        )
-    return count
-
-
 def already_served(source: ModelSource, repository: Path) -> int | None:
     """The served Triton version if it was exported from the same MLflow run, else None.
 
@@ -198,9 +168,7 @@ def run_export(source: ModelSource, req: ExportRequest, say: Callable[[str], Non
         vdir.mkdir()
         onnx_path = vdir / ONNX_FILENAME
         say(f"exporting {source.description} ({facts.architecture}, {size}px) as Triton version {version}")
-        export_onnx(source.model, size, onnx_path)
-        write_onnx_metadata(onnx_path, facts)
-        verify_contract(onnx_path, size)
+        write_model_file(source.model, facts, onnx_path)
 
         checks = parity_images(size, req.parity_images, req.data)
         parity = check_parity(source.model, onnx_path, checks.images)
@@ -237,52 +205,47 @@ def run_export(source: ModelSource, req: ExportRequest, say: Callable[[str], Non
         stats = baseline_stats.compute(val, gate.predict(onnx_path, val.images), class_names)
         baseline_stats.write(stats, vdir / BASELINE_FILENAME)
 
-        config = build_config(facts, req.serving)
-        config.version_policy.latest.num_versions = _versions_to_load(mdir, facts, req.serving, say)
-        set_parameters(config, baseline_stats.as_parameter(stats))
+        parameters = baseline_stats.as_parameter(stats)
         # The uncertain-flag threshold chosen on the model's own validation split (training.calibration)
         # travels with it, so the gateway flags by this model's calibration, not a global constant.
         threshold = gate.mlflow_metric(source.mlflow_run_id, UNCERTAIN_THRESHOLD_METRIC)
         if threshold is not None:
-            set_parameters(config, {UNCERTAIN_THRESHOLD_PARAMETER: f"{threshold:.4f}"})
-        write_config(config, staging / CONFIG_FILENAME)
-        (staging / LABELS_FILENAME).write_text(labels_text(class_names))
-
-        # Commit: renames within one filesystem; the config's parameters describe the newest version,
-        # so they follow its directory, and the mapping is written last.
-        mdir.mkdir(parents=True, exist_ok=True)
-        final_vdir = mdir / str(version)
-        vdir.rename(final_vdir)
-        (staging / LABELS_FILENAME).replace(mdir / LABELS_FILENAME)
-        (staging / CONFIG_FILENAME).replace(mdir / CONFIG_FILENAME)
+            parameters[UNCERTAIN_THRESHOLD_PARAMETER] = f"{threshold:.4f}"
         metrics = decision.metrics
-        versions.put(
-            VersionRecord(
-                triton_version=version,
-                mlflow_model_name=source.mlflow_model_name,
-                mlflow_version=source.mlflow_version,
-                mlflow_run_id=source.mlflow_run_id,
-                source=source.description,
-                exported_at=facts.exported_at,
-                test_metrics=metrics.as_dict() if metrics else {},
-                metrics_source=metrics.source if metrics else "none",
-                variants={name: report.as_dict() for name, report in variants.items()},
-                forced=not decision.passed,
-            )
+        record = VersionRecord(
+            triton_version=version,
+            mlflow_model_name=source.mlflow_model_name,
+            mlflow_version=source.mlflow_version,
+            mlflow_run_id=source.mlflow_run_id,
+            source=source.description,
+            exported_at=facts.exported_at,
+            test_metrics=metrics.as_dict() if metrics else {},
+            metrics_source=metrics.source if metrics else "none",
+            variants={name: report.as_dict() for name, report in variants.items()},
+            forced=not decision.passed,
         )
-        versions.num_versions = req.serving.num_versions
-        versions.save()
+        written = write_repository_version(
+            vdir,
+            facts,
+            req.repository,
+            record,
+            cpu_repository=req.cpu_repository,
+            serving=req.serving,
+            cpu=req.cpu,
+            parameters=parameters,
+            say=say,
+        )
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
     if req.artifact_dir is not None:
-        _write_artifacts(final_vdir, req.artifact_dir, versions.get(version))
-    publish_export(mdir, versions.get(version), say)  # the registry is how clusters get the model
-    cpu_dir = None
-    if req.cpu_repository is not None:
-        cpu_dir = cpu_repo.build(mdir, req.cpu_repository, req.cpu)
+        _write_artifacts(written.version_dir, req.artifact_dir, record)
+    publish_export(mdir, record, say)  # the registry is how clusters get the model
+    cpu_dir = written.cpu_model_dir
     say(
-        f"wrote {final_vdir} (+ {CONFIG_FILENAME}, {LABELS_FILENAME}, versions.json)"
+        f"wrote {written.version_dir} (+ {CONFIG_FILENAME}, {LABELS_FILENAME}, versions.json)"
         + (f"; CPU repository {cpu_dir}" if cpu_dir else "")
     )
-    return ExportResult(version, mdir, final_vdir / ONNX_FILENAME, parity, decision, variants, cpu_dir)
+    return ExportResult(
+        version, mdir, written.version_dir / ONNX_FILENAME, parity, decision, variants, cpu_dir
+    )

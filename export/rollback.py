@@ -33,7 +33,6 @@ from contract.model import (
 from contract.paths import CPU_MODEL_REPOSITORY, MODEL_REPOSITORY, RETIRED_VERSIONS_DIR
 from export import baseline_stats
 from export.cpu_repository import CpuOptions
-from export.live import reload_if_serving
 from export.metadata import ModelFacts, read_onnx_metadata, utc_now
 from export.triton_config import describe_version, read_config, set_parameters, write_config
 from export.versions import (
@@ -150,7 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Retire the newest model version so Triton serves the previous one again, "
         "and move the MLflow 'champion' alias back.",
         epilog="""examples:
-  python -m export.rollback          # then `make reload` (or Triton polls) to serve it
+  python -m export.rollback          # then `make reload` to serve it (`make rollback` does both)
   python -m export.rollback --help""",
     )
     p.add_argument(
@@ -189,10 +188,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"now served: Triton version {result.served_version}{origin}")
     if result.cpu_model_dir is not None:
         print(f"regenerated CPU repository {result.cpu_model_dir}")
-        try:
-            print(reload_if_serving(args.cpu_repository))
-        except RuntimeError as exc:
-            print(f"warning: {exc}; run `python -m serving.triton reload`", file=sys.stderr)
+        # Rollback only writes files; the running server is the serving package's business.
+        print("next: `make reload` makes a running local Triton serve it (`make rollback` runs it)")
     if args.no_mlflow:
         print("MLflow alias left as it is (--no-mlflow)")
         return 0

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import time
 import urllib.error
 import urllib.request
@@ -17,6 +18,13 @@ from pathlib import Path
 # Defined in contract.paths; named here too for the callers that know processes by this module.
 from contract.paths import PROJECT_ROOT as PROJECT_ROOT
 from contract.paths import RUN_DIR as RUN_DIR
+
+
+def free_port() -> int:
+    """A loopback TCP port free right now (the OS picks it), for servers started on free ports."""
+    with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def write_pid(pid_file: Path, pid: int) -> None:

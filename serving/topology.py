@@ -12,7 +12,6 @@ or SIGTERM a gateway, stop or restart a Triton, read each Triton's own request c
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import pwd
 import re
@@ -29,16 +28,8 @@ from pathlib import Path
 from contract.model import CONFIG_FILENAME, MODEL_NAME
 from contract.paths import CPU_MODEL_REPOSITORY, PROJECT_ROOT, TRITON_BACKENDS_DIR, TRITON_VENV
 from serving.postgres import PostgresCluster
-from serving.processes import is_running, wait_http_ok
+from serving.processes import free_port, is_running, wait_http_ok
 from serving.triton import TritonLauncher, TritonOptions
-
-
-def free_port() -> int:
-    import socket
-
-    with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass(kw_only=True)

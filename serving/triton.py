@@ -22,7 +22,7 @@ from pathlib import Path
 from contract.model import CONFIG_FILENAME, MODEL_NAME
 from contract.paths import CPU_MODEL_REPOSITORY, RUN_DIR, TRITON_BACKENDS_DIR, TRITON_VENV
 from imaging.cli import ArgumentParser
-from serving.processes import read_pid, stop_by_pid_file, wait_http_ok, write_pid
+from serving.processes import http_ok, read_pid, stop_by_pid_file, wait_http_ok, write_pid
 
 # The gateway owns 8000; Triton's own HTTP port moves aside, gRPC and metrics keep Triton's defaults.
 DEFAULT_HTTP_PORT = 8010
@@ -262,6 +262,22 @@ def reload_model(options: TritonOptions, timeout_s: float = 120.0) -> None:
         raise RuntimeError(f"Triton is not reachable at {options.http_url}: {exc}") from exc
 
 
+def reload_if_running(options: TritonOptions) -> str:
+    """``make reload``: reload the model when a local Triton runs; a no-op saying so when none does.
+
+    A server counts as running when its PID file names a live process or its HTTP port answers (a
+    Triton started by hand or by a test has no PID file under ``run/``). With none, there is nothing
+    to update: a Triton started later serves the repository as it is then.
+    """
+    if read_pid(options.pid_file) is None and not http_ok(f"{options.http_url}/v2/health/live"):
+        return (
+            f"no local Triton running (no PID in {options.pid_file}, nothing at {options.http_url}): "
+            "nothing to reload; `make triton` / `make up` serves the repository as it is"
+        )
+    reload_model(options)
+    return f"Triton reloaded {options.model!r} from {options.repository}"
+
+
 def _options_from_args(args: argparse.Namespace) -> TritonOptions:
     return TritonOptions(
         repository=args.repository,
@@ -289,7 +305,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "action",
         choices=["start", "stop", "status", "reload"],
-        help="what to do; reload = load the model again after an export or rollback (new versions go live)",
+        help="what to do; reload = load the model again after an export or rollback (new versions go "
+        "live; nothing to do when no local Triton runs)",
     )
     parser.add_argument(
         "--repository", type=Path, default=CPU_MODEL_REPOSITORY, help="model repository to serve"
@@ -327,11 +344,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.action == "reload":
         try:
-            reload_model(options)
+            print(reload_if_running(options))
         except RuntimeError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
-        print(f"Triton reloaded {options.model!r} from {options.repository}")
         return 0
     if args.action == "status":
         pid = read_pid(options.pid_file)

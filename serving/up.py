@@ -7,8 +7,9 @@
    - ``--source download`` or a photo folder: ingest → preprocess → train with the real-photo
      recipe (``configs/pets.yaml``; ``--config`` overrides) → evaluate → export.
    Each step is its own ``python -m`` command, printed before it runs.
-2. Start Triton on the derived CPU repository, then the gateway, both in the background with
-   PID files under ``run/`` (``make stop`` stops them).
+2. Start Triton on the derived CPU repository (or, when one already runs and a model was just
+   exported, make it load the new version), then the gateway, both in the background with PID
+   files under ``run/`` (``make stop`` stops them).
 3. Print the URL, the model that is served and its measured accuracy.
 """
 
@@ -38,7 +39,7 @@ from contract.paths import CPU_MODEL_REPOSITORY, MODEL_REPOSITORY, PROJECT_ROOT,
 from imaging.cli import ArgumentParser
 from serving.gateway_process import GatewayOptions, start_gateway
 from serving.processes import read_pid
-from serving.triton import TritonLauncher, TritonOptions
+from serving.triton import TritonLauncher, TritonOptions, reload_model
 
 DEFAULT_QUICK_CONFIG = PROJECT_ROOT / "configs" / "quick.yaml"
 DEFAULT_REAL_CONFIG = PROJECT_ROOT / "configs" / "pets.yaml"
@@ -249,7 +250,11 @@ def main(argv: list[str] | None = None) -> int:
         )
         launcher = TritonLauncher(triton)
         running = read_pid(triton.pid_file)
-        if running is not None:
+        if running is not None and build:
+            # The export only wrote files: the server loads the new version when told to.
+            print(f"==> Triton already running (pid {running}); reloading {args.model!r}", flush=True)
+            reload_model(triton)
+        elif running is not None:
             print(f"==> Triton already running (pid {running}); reusing it")
         else:
             print("==> starting Triton", flush=True)

@@ -1,42 +1,37 @@
-"""Fixtures shared across test folders: the real Triton server and PostgreSQL, started once per session.
+"""Fixtures shared across test folders: the real Triton server and PostgreSQL, started once per session,
+and the hook that marks every test needing a Triton.
 
-It serves a tiny model exported with the export package's own functions, through the SAME launcher
-``make triton`` uses (serving.triton), on free ports. The helpers behind it live in
-tests/gateway/gateway_helpers.py (imported by module name: --import-mode=importlib leaves sys.path alone).
+Triton serves a tiny model written by export's own repository writer, through the SAME launcher
+``make triton`` uses (serving.triton), on free ports. The helpers behind it live in tests/support/.
 """
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent / "gateway"))
-from gateway_helpers import (
-    TritonFixture,
-    build_repositories,
-    free_port,
-    tiny_classifier,
-    triton_options,
-)
-
 from serving.postgres import PostgresCluster
-from serving.triton import TritonLauncher
+from serving.processes import free_port
+from tests.support.triton import TritonFixture, running_triton, tiny_classifier
+
+# Fixtures that start Triton servers: a test requesting one, directly or through the fixtures it
+# uses (``item.fixturenames`` is that closure), needs a Triton whatever its own marks say.
+TRITON_FIXTURES = frozenset({"triton", "hardening_triton", "topology"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark Triton-using tests ``triton`` and ``slow``, so ``-m "not triton"`` really starts no server."""
+    for item in items:
+        if TRITON_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.triton)
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")
 def triton(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TritonFixture]:
-    root = tmp_path_factory.mktemp("triton")
-    classifier = tiny_classifier()
-    repository = build_repositories(root, classifier)
-    launcher = TritonLauncher(triton_options(root, repository))
-    launcher.start()
-    try:
-        yield TritonFixture(launcher, repository, classifier)
-    finally:
-        launcher.stop()
+    with running_triton(tmp_path_factory.mktemp("triton"), tiny_classifier()) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")

@@ -4,15 +4,11 @@ used by tests) and a tiny checkpoint standing in for a trained one."""
 from __future__ import annotations
 
 import io
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
-
-# --import-mode=importlib leaves sys.path alone; the helpers live beside the tests.
-sys.path.insert(0, str(Path(__file__).parent))
 
 
 def _photo(seed: int) -> bytes:

@@ -20,7 +20,9 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from gateway_helpers import free_port, photo
+
+from serving.processes import free_port
+from tests.support.photos import photo
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 

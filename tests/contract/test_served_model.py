@@ -6,11 +6,11 @@ from __future__ import annotations
 import json
 
 import pytest
-from gateway_helpers import TritonFixture
 
 from contract.model import CLASS_NAMES_PARAMETER, CONFIG_FILENAME, INPUT_NAME, MODEL_NAME, OUTPUT_NAME
 from gateway.triton_backend import TritonBackend
 from scoring.triton_model import TritonModel
+from tests.support.triton import TritonFixture
 
 pytestmark = [pytest.mark.triton, pytest.mark.slow]
 

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 
-# --import-mode=importlib leaves sys.path alone; the tests here share one helper module.
-sys.path.insert(0, str(Path(__file__).parent))
-from deploy_helpers import copy_repo
+from tests.deploy.deploy_helpers import copy_repo
 
 
 @pytest.fixture

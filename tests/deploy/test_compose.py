@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from deploy_helpers import ROOT, load_yaml, replace_in, vd
+
+from tests.deploy.deploy_helpers import ROOT, load_yaml, replace_in, vd
 
 
 def base() -> dict[str, Any]:

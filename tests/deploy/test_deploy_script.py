@@ -13,7 +13,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from deploy_helpers import ROOT, replace_in, vd
+
+from tests.deploy.deploy_helpers import ROOT, replace_in, vd
 
 # What the script itself calls besides docker/kubectl.
 BASE_TOOLS = ("bash", "dirname", "sed")

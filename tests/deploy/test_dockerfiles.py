@@ -7,7 +7,8 @@ import re
 from pathlib import Path
 
 import pytest
-from deploy_helpers import ROOT, Stage, dockerfile_stages, find, load_yaml, rendered, vd
+
+from tests.deploy.deploy_helpers import ROOT, Stage, dockerfile_stages, find, load_yaml, rendered, vd
 
 DOCKER = ROOT / "docker"
 COMPILERS = re.compile(

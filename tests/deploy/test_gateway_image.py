@@ -19,7 +19,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from gateway_helpers import TritonFixture, free_port, photo
+
+from serving.processes import free_port
+from tests.support.photos import photo
+from tests.support.triton import TritonFixture
 
 # A cold build (no layer cache) took 13 min on this loaded 2-core machine; cached, seconds.
 pytestmark = pytest.mark.timeout(1800)

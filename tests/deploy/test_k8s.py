@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 import yaml
-from deploy_helpers import ROOT, container, find, load_yaml, rendered, replace_in, vd
 
 from gateway.settings import Settings
 from scoring.__main__ import build_parser as scoring_parser
+from tests.deploy.deploy_helpers import ROOT, container, find, load_yaml, rendered, replace_in, vd
 
 CD_TEXT = (ROOT / ".github/workflows/cd.yml").read_text()
 OVERLAYS = ("k8s/overlays/gpu", "k8s/overlays/cpu")

@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 import yaml
-from deploy_helpers import ROOT, load_yaml, replace_in, vd
 
 from gateway.metrics import Metrics
 from gateway.tracking import TrackingOptions, TrackingService
+from tests.deploy.deploy_helpers import ROOT, load_yaml, replace_in, vd
 
 DASHBOARD = ROOT / "monitoring/grafana/dashboards/cats-dogs.json"
 # Triton's metric families the rules and panels may read (Triton 2.51 /metrics).

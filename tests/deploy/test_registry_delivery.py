@@ -15,16 +15,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from gateway_helpers import (
-    GatewayServer,
-    build_repositories,
-    free_port,
-    gateway_settings,
-    photo,
-    tiny_classifier,
-    triton_options,
-    wait_ready,
-)
 from tritonclient.grpc import model_config_pb2 as mc
 
 from export import ort_cpu
@@ -34,7 +24,11 @@ from export.pull import main as pull_main
 from export.registry_artifacts import TAG_ARTIFACT_PATH, publish
 from export.triton_config import read_config
 from export.versions import VersionRecord
+from serving.processes import free_port
 from serving.triton import TritonLauncher
+from tests.support.gateway import GatewayServer, gateway_settings, wait_ready
+from tests.support.photos import photo
+from tests.support.triton import build_repositories, tiny_classifier, triton_options
 
 # `mlflow server` took 80-150 s to answer /health on this loaded machine (migrations + two imports).
 pytestmark = pytest.mark.timeout(900)
@@ -136,6 +130,8 @@ def canonical(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root / "model_repository" / MODEL_NAME
 
 
+@pytest.mark.triton
+@pytest.mark.slow
 def test_pulled_repository_is_served_by_triton_and_the_gateway_reports_the_registered_version(
     registry: Registry, canonical: Path, tmp_path: Path
 ) -> None:

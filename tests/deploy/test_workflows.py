@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from deploy_helpers import ROOT, load_yaml, replace_in, vd
+from tests.deploy.deploy_helpers import ROOT, load_yaml, replace_in, vd
 
 WORKFLOWS = ROOT / ".github" / "workflows"
 

@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-# --import-mode=importlib leaves sys.path alone; the tests here share one helper module.
-sys.path.insert(0, str(Path(__file__).parent))
-from export_helpers import Models, meta, source, trained_model, untrained_model, write_dataset
-
 from export.check_images import DataLocation
 from export.cpu_repository import CpuOptions
 from export.pipeline import ExportRequest, ExportResult, run_export
+from tests.export.export_helpers import Models, meta, source, trained_model, untrained_model, write_dataset
 from training.checkpoint import save_checkpoint
 
 

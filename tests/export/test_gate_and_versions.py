@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from export_helpers import Models, ingest_and_preprocess, register, source, train_on, write_new_photos
 
 from export import gate
 from export.check_images import DataLocation, LabelledImages
@@ -19,6 +18,14 @@ from export.pipeline import ExportRequest, run_export
 from export.triton_config import read_config
 from export.versions import VersionLog, version_dirs
 from imaging import load_for_model
+from tests.export.export_helpers import (
+    Models,
+    ingest_and_preprocess,
+    register,
+    source,
+    train_on,
+    write_new_photos,
+)
 from training.transforms import CLASS_NAMES
 
 

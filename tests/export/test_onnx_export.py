@@ -9,13 +9,13 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from export_helpers import IMAGE_SIZE, untrained_model
 
 from export.cli import main
 from export.contract import BATCH_DIM_NAME, INPUT_NAME, OUTPUT_NAME
 from export.metadata import ModelFacts, read_onnx_metadata
 from export.onnx_export import ExportError, ProbabilityModel, export_onnx, session, verify_contract
 from export.pipeline import ExportResult
+from tests.export.export_helpers import IMAGE_SIZE, untrained_model
 
 
 def _io(path: Path) -> tuple[onnx.ValueInfoProto, onnx.ValueInfoProto]:

@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from export_helpers import IMAGE_SIZE, Models, untrained_model
 
 from export.check_images import synthetic_images
 from export.onnx_export import export_onnx
 from export.parity import BATCH_SIZES, ParityError, check_parity
+from tests.export.export_helpers import IMAGE_SIZE, Models, untrained_model
 
 
 @pytest.fixture(scope="module")

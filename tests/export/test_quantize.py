@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-from export_helpers import IMAGE_SIZE, Models, stripes, untrained_model
 
 from export.check_images import LabelledImages
 from export.contract import INPUT_NAME
@@ -15,6 +14,7 @@ from export.metadata import read_onnx_metadata
 from export.onnx_export import export_onnx, session, verify_contract
 from export.pipeline import ExportResult
 from export.quantize import VariantRefusedError, convert_fp16, gate_variant, quantize_int8
+from tests.export.export_helpers import IMAGE_SIZE, Models, stripes, untrained_model
 
 
 def test_int8_export_of_a_small_model_passes_its_gate(exported: ExportResult) -> None:

@@ -15,8 +15,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from export_helpers import Models, ingest_and_preprocess, source, train_on, write_new_photos
-from gateway_helpers import triton_options
 
 from export.check_images import DataLocation, load_split
 from export.contract import INPUT_NAME, OUTPUT_NAME
@@ -26,6 +24,8 @@ from export.pipeline import ExportRequest, run_export
 from export.rollback import main as rollback
 from export.triton_config import read_config
 from serving.triton import TritonLauncher, reload_model
+from tests.export.export_helpers import Models, ingest_and_preprocess, source, train_on, write_new_photos
+from tests.support.triton import triton_options
 
 pytestmark = [pytest.mark.slow, pytest.mark.triton]
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from export_helpers import Models, register
 
 from export.cli import main
 from export.source import SourceError, from_alias, from_checkpoint, from_run
+from tests.export.export_helpers import Models, register
 
 
 def test_missing_checkpoint_lists_what_exists(models: Models) -> None:

@@ -2,27 +2,21 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pytest
-from export_helpers import IMAGE_SIZE
-from gateway_helpers import triton_counts
 
 from export.contract import INPUT_NAME, OUTPUT_NAME
 from export.onnx_export import session
 from export.pipeline import ExportResult
+from serving.processes import free_port
+from tests.export.export_helpers import IMAGE_SIZE
+from tests.support.triton import triton_counts
 
 pytestmark = [pytest.mark.slow, pytest.mark.triton]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -33,9 +27,9 @@ def triton_url(exported: ExportResult, tmp_path_factory: pytest.TempPathFactory)
     run = tmp_path_factory.mktemp("triton-run")
     options = TritonOptions(
         repository=exported.cpu_model_dir.parent,
-        http_port=_free_port(),
-        grpc_port=_free_port(),
-        metrics_port=_free_port(),
+        http_port=free_port(),
+        grpc_port=free_port(),
+        metrics_port=free_port(),
         backends_dir=run / "backends",
         log_file=run / "triton.log",
         pid_file=run / "triton.pid",

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-# --import-mode=importlib leaves sys.path alone; the tests here share one helper module.
-sys.path.insert(0, str(Path(__file__).parent))
-from gateway_helpers import GatewayServer, gateway_settings, wait_ready
+from tests.support.gateway import GatewayServer, gateway_settings, ready_client
 
 
 @pytest.fixture(scope="session")
@@ -23,6 +19,5 @@ def gateway(triton: Any) -> Iterator[GatewayServer]:
 
 @pytest.fixture
 def client(gateway: GatewayServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=gateway.url, timeout=30) as http:
-        wait_ready(http)
+    with ready_client(gateway.url) as http:
         yield http

@@ -9,8 +9,10 @@ import zlib
 import httpx
 import numpy as np
 import pytest
-from gateway_helpers import IMAGE_SIZE, MAX_BATCH, photo
 from PIL import Image
+
+from tests.support.photos import photo
+from tests.support.triton import IMAGE_SIZE, MAX_BATCH
 
 pytestmark = [pytest.mark.triton, pytest.mark.slow]
 
@@ -198,7 +200,7 @@ def test_root_is_json_for_apis_and_a_page_for_browsers(client: httpx.Client) -> 
 
 
 def test_http_protocol_gives_the_same_answer(triton, client: httpx.Client) -> None:  # type: ignore[no-untyped-def]
-    from gateway_helpers import GatewayServer, gateway_settings, wait_ready
+    from tests.support.gateway import GatewayServer, gateway_settings, wait_ready
 
     data = photo(21)
     expected = post_file(client, data).json()

@@ -8,7 +8,7 @@ and the Content-Length that follows from it), after checking it has its usual fo
 equal tests/gateway/golden/predict_answers.txt to the byte: a renamed or reordered field, a float
 written differently, a header or status changed all fail here.
 
-The probabilities are the seeded tiny model's (tests/gateway/gateway_helpers.py) as ONNX Runtime on
+The probabilities are the seeded tiny model's (tests/support/triton.py) as ONNX Runtime on
 this CPU computes them. After an intended change of the answers (or on a CPU whose kernels round
 differently), rewrite the file and review its diff:
 ``GOLDEN_UPDATE=1 pytest tests/gateway/test_gateway_golden.py``.
@@ -25,7 +25,10 @@ from typing import Any
 
 import httpx
 import pytest
-from gateway_helpers import MAX_BATCH, GatewayServer, gateway_settings, photo, wait_ready
+
+from tests.support.gateway import GatewayServer, gateway_settings, wait_ready
+from tests.support.photos import photo
+from tests.support.triton import MAX_BATCH
 
 pytestmark = [pytest.mark.triton, pytest.mark.slow]
 

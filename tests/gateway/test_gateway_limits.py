@@ -12,10 +12,11 @@ import time
 import httpx
 import pytest
 import structlog
-from gateway_helpers import GatewayServer, gateway_settings, photo, wait_ready
 from PIL import Image
 
 from gateway.logging_setup import configure_logging
+from tests.support.gateway import GatewayServer, gateway_settings, wait_ready
+from tests.support.photos import photo
 
 pytestmark = [pytest.mark.triton, pytest.mark.slow]
 

@@ -18,7 +18,10 @@ from urllib.parse import urlsplit
 import httpx
 import jsonschema
 import pytest
-from gateway_helpers import CHROMIUM, CHROMIUM_ARGS, GatewayServer, photo
+
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
+from tests.support.gateway import GatewayServer
+from tests.support.photos import photo
 
 pytestmark = [pytest.mark.triton, pytest.mark.slow]
 

@@ -13,8 +13,9 @@ import httpx
 import numpy as np
 import pytest
 import torch
-from gateway_helpers import IMAGE_SIZE, photo
 
+from tests.support.photos import photo
+from tests.support.triton import IMAGE_SIZE
 from training.transforms import EvalTransform
 
 pytestmark = [pytest.mark.triton, pytest.mark.slow]

@@ -6,7 +6,10 @@ import time
 
 import httpx
 import pytest
-from gateway_helpers import photo, triton_counts, wait_ready
+
+from tests.support.gateway import wait_ready
+from tests.support.photos import photo
+from tests.support.triton import triton_counts
 
 pytestmark = [pytest.mark.triton, pytest.mark.slow]
 

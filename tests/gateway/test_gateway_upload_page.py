@@ -9,17 +9,12 @@ import httpx
 import numpy as np
 import pytest
 import torch
-from gateway_helpers import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
-    IMAGE_SIZE,
-    GatewayServer,
-    gateway_settings,
-    photo,
-    wait_ready,
-)
 
 from imaging import load_for_model
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
+from tests.support.gateway import GatewayServer, gateway_settings, wait_ready
+from tests.support.photos import photo
+from tests.support.triton import IMAGE_SIZE
 from training.transforms import CLASS_NAMES
 
 pytestmark = [pytest.mark.triton, pytest.mark.slow]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -10,8 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "gateway"))
-from gateway_helpers import GatewayServer, gateway_settings, wait_ready
+from tests.support.gateway import GatewayServer, gateway_settings, wait_ready
 
 
 @pytest.fixture

@@ -8,36 +8,30 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import closing, contextmanager
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 
+from serving.processes import free_port
 from tracking import PerformanceTracker
 
 PREDICTIONS = 400
 
 
-def _free_port() -> int:
-    with closing(socket.socket()) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextmanager
 def gateway_process(db: Path, log: Path) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "PORT": str(port),
-        "TRITON_URL": f"127.0.0.1:{_free_port()}",  # nothing listens: predictions are not needed here
+        "TRITON_URL": f"127.0.0.1:{free_port()}",  # nothing listens: predictions are not needed here
         "TRACKING_DB": str(db),
         "STATS_SNAPSHOT_PATH": "",
     }

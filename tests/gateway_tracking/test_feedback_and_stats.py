@@ -8,7 +8,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from gateway_helpers import photo
+
+from tests.support.photos import photo
 
 KEY = {"X-API-Key": "s3cret"}
 
@@ -112,7 +113,7 @@ def test_response_cache_hit_miss_bypass(tracked_gateway: tuple[httpx.Client, Pat
 
 
 def test_snapshot_written_on_shutdown(triton: object, tmp_path: Path) -> None:
-    from gateway_helpers import GatewayServer, gateway_settings, wait_ready
+    from tests.support.gateway import GatewayServer, gateway_settings, wait_ready
 
     snapshot = tmp_path / "stats.json"
     settings = gateway_settings(

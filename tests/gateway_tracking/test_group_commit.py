@@ -24,10 +24,12 @@ from typing import Any
 
 import httpx
 import pytest
-from gateway_helpers import GatewayServer, free_port, gateway_settings, photo, wait_ready
 from pydantic import ValidationError
 
 from gateway import Settings
+from serving.processes import free_port
+from tests.support.gateway import GatewayServer, gateway_settings, wait_ready
+from tests.support.photos import photo
 from tracking.store import SqliteStore
 
 PHOTOS = [photo(500 + i, size=(96, 72)) for i in range(8)]

@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from functools import cache
 
 import numpy as np
-from gateway_helpers import photo
 from PIL import Image
+
+from tests.support.photos import photo
 
 OK = frozenset({200})
 

@@ -1,7 +1,7 @@
 """Hardening-test helpers shared by this folder's conftest and test modules.
 
-A named module (not ``conftest``): under ``--import-mode=importlib`` a ``from conftest import``
-resolves to whichever conftest is first on ``sys.path``, which depends on the run's order.
+A named module (not ``conftest``): a conftest is pytest's to import, and importing it from a test
+would load a second copy.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from pathlib import Path
 
 import httpx
 import psutil
-from gateway_helpers import free_port
+
+from serving.processes import free_port
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 

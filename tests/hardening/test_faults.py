@@ -11,21 +11,12 @@ from dataclasses import dataclass, field
 
 import httpx
 import pytest
-from gateway_helpers import (
-    MAX_BATCH,
-    QUEUE_SIZE,
-    GatewayServer,
-    TritonFixture,
-    build_repositories,
-    gateway_settings,
-    photo,
-    triton_options,
-    wait_ready,
-)
-from slow_model import cancellations, make_slow, set_delay
 
 from export.contract import MODEL_NAME
-from serving.triton import TritonLauncher
+from tests.hardening.slow_model import cancellations, make_slow, set_delay
+from tests.support.gateway import GatewayServer, gateway_settings, wait_ready
+from tests.support.photos import photo
+from tests.support.triton import MAX_BATCH, QUEUE_SIZE, TritonFixture, running_triton
 
 pytestmark = [pytest.mark.triton, pytest.mark.slow]
 
@@ -36,15 +27,10 @@ DOWNTIME_S = 8.0
 @pytest.fixture(scope="module")
 def own_triton(tmp_path_factory: pytest.TempPathFactory, classifier) -> Iterator[TritonFixture]:
     root = tmp_path_factory.mktemp("fault_triton")
-    repository = build_repositories(root, classifier)
-    make_slow(repository / MODEL_NAME)
-    launcher = TritonLauncher(triton_options(root, repository))
-    launcher.start()
-    try:
-        yield TritonFixture(launcher, repository, classifier)
-    finally:
-        if launcher.pid is not None:
-            launcher.stop()
+    with running_triton(
+        root, classifier, prepare=lambda repository: make_slow(repository / MODEL_NAME)
+    ) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,6 @@ import httpx
 import numpy as np
 import pytest
 import schemathesis
-from gateway_helpers import GatewayServer, photo
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
@@ -27,6 +26,8 @@ from schemathesis.checks import (
 from schemathesis.core.result import Err
 
 from imaging import DecodeLimits, ImageError, decode_image, load_for_model
+from tests.support.gateway import GatewayServer
+from tests.support.photos import photo
 
 EXAMPLES = int(os.environ.get("HARDENING_FUZZ_EXAMPLES", "60"))
 FUZZ = settings(

@@ -10,11 +10,14 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from corpus import Case, cases
-from gateway_helpers import MAX_BATCH, GatewayServer, TritonFixture, photo, triton_counts
-from hardening_helpers import GatewayProcess
-from memory import sampled_rss
-from results import Figures
+
+from tests.hardening.corpus import Case, cases
+from tests.hardening.hardening_helpers import GatewayProcess
+from tests.hardening.memory import sampled_rss
+from tests.hardening.results import Figures
+from tests.support.gateway import GatewayServer
+from tests.support.photos import photo
+from tests.support.triton import MAX_BATCH, TritonFixture, triton_counts
 
 pytestmark = [pytest.mark.triton, pytest.mark.slow]
 
@@ -39,24 +42,26 @@ def fresh_photo() -> bytes:
     return photo(next(_FRESH_SEEDS))
 
 
-def assert_still_serving(client: httpx.Client, triton: TritonFixture) -> None:
+def assert_still_serving(client: httpx.Client, hardening_triton: TritonFixture) -> None:
     assert client.get("/health/ready").status_code == 200
-    before = triton_counts(triton.http_url).inferences
+    before = triton_counts(hardening_triton.http_url).inferences
     response = client.post("/predict", files={"file": ("ok.jpg", fresh_photo())})
     assert response.status_code == 200, response.text
     assert response.headers.get("X-Cache") != "hit"
-    assert triton_counts(triton.http_url).inferences == before + 1  # Triton answered, not a cache
+    assert triton_counts(hardening_triton.http_url).inferences == before + 1  # Triton answered, not a cache
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
-def test_each_hostile_file_gets_its_answer(client: httpx.Client, triton: TritonFixture, case: Case) -> None:
+def test_each_hostile_file_gets_its_answer(
+    client: httpx.Client, hardening_triton: TritonFixture, case: Case
+) -> None:
     response = client.post("/predict", files={"file": (case.filename, case.data, "image/jpeg")})
     assert response.status_code in case.expected, (response.status_code, response.text)
     if response.status_code == 200:
         assert response.json()["predicted_class"] in {"cat", "dog"}
     else:
         assert_json_error(response, case.error)
-    assert_still_serving(client, triton)
+    assert_still_serving(client, hardening_triton)
 
 
 def test_the_corpus_as_batch_items_fails_only_the_bad_items(client: httpx.Client) -> None:
@@ -104,14 +109,14 @@ def test_no_file_field_is_a_422(client: httpx.Client) -> None:
     ],
 )
 def test_wrong_content_types_are_4xx_json(
-    client: httpx.Client, triton: TritonFixture, content_type: str, body: bytes
+    client: httpx.Client, hardening_triton: TritonFixture, content_type: str, body: bytes
 ) -> None:
     response = client.post("/predict", content=body, headers={"content-type": content_type})
     assert_json_error(response)
-    assert_still_serving(client, triton)
+    assert_still_serving(client, hardening_triton)
 
 
-def test_several_files_on_predict_are_refused(client: httpx.Client, triton: TritonFixture) -> None:
+def test_several_files_on_predict_are_refused(client: httpx.Client, hardening_triton: TritonFixture) -> None:
     """The documented choice: several `file` parts on /predict are a 422 (FastAPI alone would silently
     classify the last one); /predict/batch is the endpoint for several photos."""
     good, bad = photo(11), b"not an image at all"
@@ -120,7 +125,7 @@ def test_several_files_on_predict_are_refused(client: httpx.Client, triton: Trit
         response = client.post("/predict", files=files)
         assert response.status_code == 422, response.text
         assert_json_error(response, "multiple_files")
-    assert_still_serving(client, triton)
+    assert_still_serving(client, hardening_triton)
 
 
 def _raw_request(port: int, head: bytes, body: bytes = b"") -> tuple[int, bytes]:
@@ -143,7 +148,7 @@ def _raw_request(port: int, head: bytes, body: bytes = b"") -> tuple[int, bytes]
 
 
 def test_huge_multipart_part_headers_are_4xx(
-    client: httpx.Client, triton: TritonFixture, gateway: GatewayServer
+    client: httpx.Client, hardening_triton: TritonFixture, gateway: GatewayServer
 ) -> None:
     port = gateway.settings.port
     boundary = "b0und"
@@ -162,7 +167,7 @@ def test_huge_multipart_part_headers_are_4xx(
         status, raw = _raw_request(port, head, body)
         assert 400 <= status < 500, (name, raw[:300])
         assert b'"error"' in raw, (name, raw[:300])
-    assert_still_serving(client, triton)
+    assert_still_serving(client, hardening_triton)
 
 
 def _huge_head(megabytes: int) -> bytes:
@@ -174,14 +179,14 @@ def _huge_head(megabytes: int) -> bytes:
 
 
 def test_huge_http_headers_get_a_4xx(
-    client: httpx.Client, triton: TritonFixture, gateway: GatewayServer
+    client: httpx.Client, hardening_triton: TritonFixture, gateway: GatewayServer
 ) -> None:
     """1 MB of request headers: a JSON 431 from the connection layer (gateway/server.py)."""
     status, raw = _raw_request(gateway.settings.port, _huge_head(1))
     assert status in (431, 0), raw[:300]
     if status:
         assert b'"headers_too_large"' in raw
-    assert_still_serving(client, triton)
+    assert_still_serving(client, hardening_triton)
 
 
 def test_huge_http_headers_do_not_grow_memory(gateway_process: GatewayProcess, figures: Figures) -> None:

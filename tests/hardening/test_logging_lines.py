@@ -9,7 +9,7 @@ import subprocess
 import sys
 import textwrap
 
-from hardening_helpers import PROJECT_ROOT
+from tests.hardening.hardening_helpers import PROJECT_ROOT
 
 SCRIPT = textwrap.dedent(
     """

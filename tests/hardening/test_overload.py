@@ -8,9 +8,10 @@ import time
 import httpx
 import numpy as np
 import pytest
-from gateway_helpers import photo
-from memory import sampled_rss
-from results import Figures
+
+from tests.hardening.memory import sampled_rss
+from tests.hardening.results import Figures
+from tests.support.photos import photo
 
 pytestmark = [pytest.mark.triton, pytest.mark.slow]
 

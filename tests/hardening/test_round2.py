@@ -21,9 +21,12 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-from gateway_helpers import GatewayServer, TritonFixture, gateway_settings, photo, wait_ready
-from payloads import huge_head, scan_bomb
-from results import Figures
+
+from tests.hardening.payloads import huge_head, scan_bomb
+from tests.hardening.results import Figures
+from tests.support.gateway import GatewayServer, gateway_settings, wait_ready
+from tests.support.photos import photo
+from tests.support.triton import TritonFixture
 
 pytestmark = [pytest.mark.triton, pytest.mark.slow]
 
@@ -136,9 +139,11 @@ def test_a_decode_bomb_flood_leaves_normal_predictions_fast(gateway: GatewayServ
 
 
 @pytest.fixture(scope="module")
-def tight_gateway(triton: TritonFixture) -> Iterator[GatewayServer]:
+def tight_gateway(hardening_triton: TritonFixture) -> Iterator[GatewayServer]:
     """Short timeouts and a small connection cap, so each limit is reached within a second or two."""
-    settings = gateway_settings(triton.grpc_url, max_connections=40, header_timeout_s=1.0, body_timeout_s=2.0)
+    settings = gateway_settings(
+        hardening_triton.grpc_url, max_connections=40, header_timeout_s=1.0, body_timeout_s=2.0
+    )
     with GatewayServer(settings) as server, httpx.Client(base_url=server.url, timeout=30) as http:
         wait_ready(http)
         yield server
@@ -269,7 +274,7 @@ def test_start_up_refuses_a_connection_cap_above_the_open_file_limit(tmp_path: P
     import subprocess
     import sys
 
-    from hardening_helpers import PROJECT_ROOT
+    from tests.hardening.hardening_helpers import PROJECT_ROOT
 
     def low_fd_limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
@@ -290,11 +295,11 @@ def test_start_up_refuses_a_connection_cap_above_the_open_file_limit(tmp_path: P
 # 3. Batch size in bytes ----------------------------------------------------------------------------
 
 
-def test_a_batch_over_max_batch_bytes_is_413_before_reading(triton: TritonFixture) -> None:
+def test_a_batch_over_max_batch_bytes_is_413_before_reading(hardening_triton: TritonFixture) -> None:
     """Default MAX_UPLOAD_BYTES (10 MiB) x 8 files allowed 80 MiB per batch; now MAX_BATCH_BYTES caps
     the whole body (lowered to 8 MiB here; BODY_TIMEOUT_S 1 s so the 413 is not held back draining)."""
     settings = gateway_settings(
-        triton.grpc_url, max_upload_bytes=10 * MIB, max_batch_bytes=8 * MIB, body_timeout_s=1.0
+        hardening_triton.grpc_url, max_upload_bytes=10 * MIB, max_batch_bytes=8 * MIB, body_timeout_s=1.0
     )
     with GatewayServer(settings) as server, _connect(server.url) as sock:
         sock.sendall(
@@ -399,11 +404,11 @@ def _fill_log(db: Path, rows: int) -> None:
 
 
 def test_stats_is_keyed_cached_and_cannot_crowd_out_predict(
-    triton: TritonFixture, tmp_path: Path, figures: Figures
+    hardening_triton: TritonFixture, tmp_path: Path, figures: Figures
 ) -> None:
     db = tmp_path / "predictions.db"
     _fill_log(db, 30_000)
-    settings = gateway_settings(triton.grpc_url, tracking_db=db, api_key="k3y")
+    settings = gateway_settings(hardening_triton.grpc_url, tracking_db=db, api_key="k3y")
     key = {"X-API-Key": "k3y"}
     with GatewayServer(settings) as server, httpx.Client(base_url=server.url, timeout=60) as http:
         wait_ready(http)

@@ -10,11 +10,13 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from gateway_helpers import TritonFixture, photo
-from hardening_helpers import GatewayProcess, start_gateway_process, stop_gateway_process
-from memory import sampled_rss
 from PIL import Image
-from results import Figures
+
+from tests.hardening.hardening_helpers import GatewayProcess, start_gateway_process, stop_gateway_process
+from tests.hardening.memory import sampled_rss
+from tests.hardening.results import Figures
+from tests.support.photos import photo
+from tests.support.triton import TritonFixture
 
 pytestmark = [pytest.mark.triton, pytest.mark.slow]
 
@@ -109,10 +111,10 @@ def _gps_jpeg() -> bytes:
 
 
 @pytest.fixture
-def debug_gateway(triton: TritonFixture, tmp_path) -> Iterator[GatewayProcess]:
+def debug_gateway(hardening_triton: TritonFixture, tmp_path) -> Iterator[GatewayProcess]:
     """The real process at its most talkative log level, with tracking on (it logs too)."""
     gateway = start_gateway_process(
-        triton.grpc_url,
+        hardening_triton.grpc_url,
         tmp_path / "gateway.log",
         LOG_LEVEL="DEBUG",
         TRACKING_ENABLED="true",

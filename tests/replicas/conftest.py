@@ -1,7 +1,7 @@
 """The replica topology (serving.topology) for the tests in this folder, built once per module.
 
 nginx → 2 gateway processes → 2 Triton servers, one PostgreSQL, all real, on loopback. The model is
-the suite's tiny one (tests/gateway/gateway_helpers.py). Figures the tests measure are collected
+the suite's tiny one (tests/support/triton.py). Figures the tests measure are collected
 and, when ``REPLICAS_REPORT`` names a file, written there as JSON (docs/reliability/replicas.json).
 """
 
@@ -9,17 +9,15 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "gateway"))
-from gateway_helpers import BACKEND_VENV, PROJECT_ROOT, build_repositories, tiny_classifier
-
+from serving.processes import PROJECT_ROOT
 from serving.topology import Topology, TopologyOptions
+from tests.support.triton import BACKEND_VENV, build_repositories, tiny_classifier
 
 # Each table's own command prints it; the whole file comes from REPLICAS_REPORT=docs/reliability/replicas.json
 # PYTHONPATH=. .venv/bin/pytest tests/replicas/test_replicas.py -q -s

@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import itertools
-import sys
 import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import httpx
 import psycopg
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "gateway"))
-from gateway_helpers import photo
+from tests.support.photos import photo
 
 PHOTOS = [photo(7000 + i, size=(160, 120)) for i in range(16)]
 

@@ -7,19 +7,15 @@ are printed (-s) and, with REPLICAS_REPORT set, written to docs/reliability/repl
 from __future__ import annotations
 
 import signal
-import sys
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from replica_helpers import PHOTOS, Load, labels_in_database
-
 from serving.topology import Topology
+from tests.replicas.replica_helpers import PHOTOS, Load, labels_in_database
 
 # Generous: the first test also pays for starting PostgreSQL, 2 Tritons, 2 gateways and nginx, which
 # took minutes on this shared 2-core machine when it was busy.

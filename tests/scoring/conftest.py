@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-# --import-mode=importlib leaves sys.path alone: this folder's helpers are imported by module name.
-sys.path.insert(0, str(Path(__file__).parent))
-from scoring_helpers import write_photos
-
 from serving.triton import TritonOptions
+from tests.scoring.scoring_helpers import write_photos
 
 
 @pytest.fixture(scope="session")

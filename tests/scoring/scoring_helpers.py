@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gateway_helpers import photo
+from tests.support.photos import photo
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 

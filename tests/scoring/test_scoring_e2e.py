@@ -15,12 +15,14 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 import pytest
-from gateway_helpers import IMAGE_SIZE, free_port, photo
-from scoring_helpers import PROJECT_ROOT, write_photos
 
 from imaging import load_for_model
 from scoring.__main__ import main
+from serving.processes import free_port
 from serving.triton import TritonOptions
+from tests.scoring.scoring_helpers import PROJECT_ROOT, write_photos
+from tests.support.photos import photo
+from tests.support.triton import IMAGE_SIZE
 
 
 def _args(triton: TritonOptions, source: Path, out: Path, *extra: str) -> list[str]:

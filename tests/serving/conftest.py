@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import pytest
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+from serving.processes import PROJECT_ROOT, free_port
 
 # Answers [mean/255, 1 - mean/255] per image: enough to prove tensors cross the backend intact.
 MODEL_PY = """
@@ -37,12 +36,6 @@ parameters: { key: "class_names" value: { string_value: '["cat", "dog"]' } }
 parameters: { key: "image_size" value: { string_value: "8" } }
 parameters: { key: "mlflow_model_name" value: { string_value: "trivial-test-model" } }
 """
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture

@@ -13,10 +13,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from gateway_helpers import gateway_settings, triton_options, wait_ready
 
 from serving.triton import TritonLauncher
 from serving.up import DEFAULT_REAL_CONFIG, pipeline_steps
+from tests.support.gateway import gateway_settings, wait_ready
+from tests.support.triton import triton_options
 from training.bundled import BUNDLED_DIR, read_card
 from training.manifest import split_for
 
@@ -53,7 +54,7 @@ def test_fresh_machine_serves_the_bundled_model_and_it_knows_cats_from_dogs(tmp_
     launcher = TritonLauncher(triton_options(tmp_path, cpu_repository))
     launcher.start()
     try:
-        from gateway_helpers import GatewayServer
+        from tests.support.gateway import GatewayServer
 
         with GatewayServer(gateway_settings(launcher.options.grpc_url)) as server:
             client = httpx.Client(base_url=server.url, timeout=30)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import urllib.request
@@ -113,7 +114,18 @@ def test_cli_start_status_infer_stop(tmp_path: Path, trivial_repository: Path, p
     assert not (tmp_path / "triton.pid").exists()
 
 
-def test_reload_without_a_server_is_a_clear_error(ports: dict[str, int]) -> None:
-    result = _cli("reload", "--http-port", str(ports["http"]))
+def test_reload_without_a_server_is_a_no_op_that_says_so(tmp_path: Path, ports: dict[str, int]) -> None:
+    # `make export-onnx` / `make rollback` run it after every export: no server means nothing to do.
+    result = _cli("reload", "--http-port", str(ports["http"]), "--pid-file", str(tmp_path / "none.pid"))
+    assert result.returncode == 0, result.stderr
+    assert "no local Triton running" in result.stdout and "nothing to reload" in result.stdout
+
+
+def test_reload_of_a_recorded_server_that_does_not_answer_is_a_clear_error(
+    tmp_path: Path, ports: dict[str, int]
+) -> None:
+    pid_file = tmp_path / "triton.pid"
+    pid_file.write_text(str(os.getpid()))  # a live process, but no Triton on the port
+    result = _cli("reload", "--http-port", str(ports["http"]), "--pid-file", str(pid_file))
     assert result.returncode == 1
     assert "not reachable" in result.stderr

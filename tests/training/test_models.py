@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,6 +14,7 @@ import pytest
 import torch
 import torchvision.models
 
+from serving.processes import free_port
 from training.config import ConfigError, load_config
 from training.models import (
     MODEL_NAMES,
@@ -113,13 +113,6 @@ def imagenet_like_state(name: str, folder: Path, *, seed: int = 1) -> tuple[dict
     return state, file_name
 
 
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
-
-
 @pytest.mark.parametrize("name", ["resnet18", "mobilenet_v3_small"])
 def test_imagenet_weights_download_hash_checked_into_the_hub_cache(
     name: str, tmp_path: Path, hub: Path
@@ -166,7 +159,7 @@ def test_offline_imagenet_weights_fail_naming_the_url_and_the_folder(
     for var in ("no_proxy", "NO_PROXY"):
         monkeypatch.delenv(var, raising=False)
     for var in ("https_proxy", "HTTPS_PROXY"):
-        monkeypatch.setenv(var, f"http://127.0.0.1:{closed_port()}")
+        monkeypatch.setenv(var, f"http://127.0.0.1:{free_port()}")
     url = imagenet_weights_url(name)
     assert url.startswith("https://download.pytorch.org/models/")
     with pytest.raises(PretrainedWeightsError) as caught:
@@ -180,7 +173,7 @@ def test_offline_imagenet_weights_fail_naming_the_url_and_the_folder(
 def test_offline_training_fails_in_one_line_before_training(
     hub: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    url = f"http://127.0.0.1:{closed_port()}/resnet18-f37072fd.pth"
+    url = f"http://127.0.0.1:{free_port()}/resnet18-f37072fd.pth"
     assert (
         train_main(["--set", "model=resnet18", "--set", f"pretrained={url}", "--set", "manifest=absent.csv"])
         == 1
