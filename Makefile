@@ -177,10 +177,11 @@ reliability: setup ## Hardening suite → docs/reliability/hardening.json → do
 test: setup ## Run the test suite (unit + integration with a real Triton)
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
-lint: setup ## ruff (lint + format check) and mypy
+lint: setup ## ruff (lint + format check), mypy, the import layers (lint-imports), deployment files
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports --no-cache
 	$(PY) scripts/validate_deploy.py
 
 format: setup ## ruff: fix what it can and format the code
