@@ -45,6 +45,7 @@ def test_the_tree_keeps_its_layers() -> None:
         ("export/pipeline.py", "import serving.triton", "export-below-serving"),
         ("training/config.py", "import benchmarks.report", "layers"),
         ("tracking/store.py", "import gateway.settings", "layers"),
+        ("contract/paths.py", "import imaging.decode", "layers"),
     ],
 )
 def test_a_broken_import_fails_the_check(tmp_path: Path, module: str, bad_import: str, contract: str) -> None:
