@@ -114,7 +114,9 @@ exit codes (--check): 0 meets the contract, 1 it does not, 2 not a readable ONNX
         help="export even if the promotion gate refuses (recorded as forced) or this run is already served",
     )
     p.add_argument(
-        "--int8", action="store_true", help="also write the INT8 (QDQ static) CPU variant, with its gate"
+        "--int8",
+        action="store_true",
+        help="also write the INT8 (QDQ static) CPU variant, with its gate (--cpu-variant auto/int8 imply it)",
     )
     p.add_argument("--fp16", action="store_true", help="also write the FP16 GPU variant, with its gate")
     p.add_argument(
@@ -143,9 +145,10 @@ exit codes (--check): 0 meets the contract, 1 it does not, 2 not a readable ONNX
     p.add_argument("--cpu-threads", type=int, default=2, help="onnxruntime intra-op threads per CPU instance")
     p.add_argument(
         "--cpu-variant",
-        choices=("fp32", "int8"),
-        default="fp32",
-        help="file the CPU repository serves (int8 needs --int8)",
+        choices=("auto", "fp32", "int8"),
+        default="auto",
+        help="file the CPU repository serves: auto (default) = INT8 when its gate passes on the test split "
+        "(agreement >= 99 %%, accuracy drop <= 0.5 pt), else FP32; int8 = INT8 or refuse the export",
     )
     p.add_argument(
         "--execution-env",
@@ -183,8 +186,6 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         print(f"{args.check}: meets the serving contract (names, dtypes, dynamic batch axis)")
         return 0
-    if args.cpu_variant == "int8" and not args.int8:
-        parser.error("--cpu-variant int8 needs --int8 (the variant is written and gated by this export)")
     from export.cpu_repository import CpuOptions
     from export.triton_config import ConfigError, ServingOptions
 
@@ -228,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
         cpu=cpu,
         min_accuracy=args.min_accuracy if args.min_accuracy is not None else default_min_accuracy(),
         force=args.force,
-        int8=args.int8,
+        int8=args.int8 or args.cpu_variant == "int8",
         fp16=args.fp16,
         parity_images=args.parity_images,
     )

@@ -42,17 +42,21 @@ class CpuOptions:
     # python-backend environment: a venv dir (or packed env) with numpy<2 + onnxruntime; "" = the
     # python3 first on PATH when Triton starts (the serving launcher puts .venv-triton there).
     execution_env_path: str = ""
-    variant: str = "fp32"  # fp32 | int8: which file of each version the backend opens
+    # Which file of each version the backend opens: fp32 | int8, or auto (python -m export's default):
+    # INT8 when its gate passes on the labelled test split, else FP32 — resolved by run_export.
+    variant: str = "fp32"
 
     def __post_init__(self) -> None:
         if self.instance_count < 1 or self.intra_op_threads < 0:
             raise ValueError("instance_count must be >= 1 and intra_op_threads >= 0")
-        if self.variant not in {"fp32", "int8"}:
-            raise ValueError(f"variant must be fp32 or int8, not {self.variant!r}")
+        if self.variant not in {"fp32", "int8", "auto"}:
+            raise ValueError(f"variant must be fp32, int8 or auto, not {self.variant!r}")
 
 
 def derive_config(canonical: mc.ModelConfig, options: CpuOptions | None = None) -> mc.ModelConfig:
     opts = options or CpuOptions()
+    if opts.variant == "auto":
+        raise ValueError("variant 'auto' must be resolved to fp32 or int8 before deriving the config")
     derived = mc.ModelConfig()
     derived.CopyFrom(canonical)
     derived.ClearField("platform")

@@ -10,7 +10,7 @@ import json
 import shutil
 import tempfile
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from contract.model import (
@@ -139,6 +139,23 @@ def _write_artifacts(version_dir: Path, artifact_dir: Path, record: VersionRecor
         shutil.rmtree(staging, ignore_errors=True)
 
 
+def _cpu_variant(int8: quantize.VariantReport, on_test_split: bool, say: Callable[[str], None]) -> str:
+    """``--cpu-variant auto``: INT8 (faster on CPU) only when its gate passed on the labelled test split.
+
+    Without that split (``--no-local-data``, no manifest) the variant was compared on parity images
+    whose labels mean nothing, so an accuracy drop could not be seen: FP32 is served then.
+    """
+    failure = quantize.gate_failure(int8)
+    if not on_test_split:
+        say("CPU repository serves FP32: no labelled test split here to gate the INT8 variant on")
+        return "fp32"
+    if failure is not None:
+        say(f"CPU repository serves FP32: the INT8 variant failed its gate ({failure})")
+        return "fp32"
+    say("CPU repository serves INT8: its gate passed on the test split")
+    return "int8"
+
+
 def already_served(source: ModelSource, repository: Path) -> int | None:
     """The served Triton version if it was exported from the same MLflow run, else None.
 
@@ -182,18 +199,31 @@ def run_export(source: ModelSource, req: ExportRequest, say: Callable[[str], Non
 
         variants: dict[str, quantize.VariantReport] = {}
         variant_data = test if test is not None else checks
-        if req.int8:
+        auto = req.cpu.variant == "auto"
+        if req.int8 or auto:
             calibration = load_split(
                 "train", size, location=req.data, class_names=class_names, limit=req.calibration_images
             )
             calib = (
                 calibration.images if calibration is not None else synthetic_images(64, size, seed=99).images
             )
-            quantize.quantize_int8(onnx_path, vdir / quantize.VARIANT_FILES["int8"], calib)
-            variants["int8"] = quantize.gate_variant(
-                "int8", onnx_path, vdir / quantize.VARIANT_FILES["int8"], variant_data
-            )
-            say(f"variant {variants['int8']} [calibrated on {len(calib)} images]")
+            int8_path = vdir / quantize.VARIANT_FILES["int8"]
+            quantize.quantize_int8(onnx_path, int8_path, calib)
+            report = quantize.measure_variant("int8", onnx_path, int8_path, variant_data)
+            failure = quantize.gate_failure(report)
+            if failure is not None and not auto:
+                raise quantize.VariantRefusedError(failure)
+            say(f"variant {report} [calibrated on {len(calib)} images]")
+            variants["int8"] = report
+        cpu = req.cpu
+        removed_variants: set[str] = set()
+        if auto:
+            cpu = replace(req.cpu, variant=_cpu_variant(variants["int8"], test is not None, say))
+            if cpu.variant != "int8" and not req.int8:
+                # An ungated or refused INT8 file must not be served later by a CPU config that
+                # says int8 for a newer version (one config covers every loaded version).
+                int8_path.unlink()
+                removed_variants.add("int8")
         if req.fp16:
             quantize.convert_fp16(onnx_path, vdir / quantize.VARIANT_FILES["fp16"])
             variants["fp16"] = quantize.gate_variant(
@@ -221,7 +251,10 @@ def run_export(source: ModelSource, req: ExportRequest, say: Callable[[str], Non
             exported_at=facts.exported_at,
             test_metrics=metrics.as_dict() if metrics else {},
             metrics_source=metrics.source if metrics else "none",
-            variants={name: report.as_dict() for name, report in variants.items()},
+            variants={
+                name: report.as_dict() | ({"file": None} if name in removed_variants else {})
+                for name, report in variants.items()
+            },
             forced=not decision.passed,
         )
         written = write_repository_version(
@@ -231,7 +264,7 @@ def run_export(source: ModelSource, req: ExportRequest, say: Callable[[str], Non
             record,
             cpu_repository=req.cpu_repository,
             serving=req.serving,
-            cpu=req.cpu,
+            cpu=cpu,
             parameters=parameters,
             say=say,
         )

@@ -283,6 +283,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Model           {model.get('name')} version {model.get('version')} (Triton)")
     print(f"Came from       {describe_origin(model.get('parameters') or {})}")
     print(f"Measured        {served_figures(MODEL_REPOSITORY / args.model, model.get('version'))}")
+    precision = (model.get("parameters") or {}).get("precision", "fp32").upper()
+    print(f"Precision       {precision} on CPU (the export serves INT8 only when its gate passed)")
     if args.source == BUNDLED:
         print(f"Bundled model   {bundled_summary()}")
     print(f"Triton          gRPC {triton.grpc_url}, HTTP {triton.http_url}, metrics {triton.metrics_url}")
