@@ -28,7 +28,7 @@ from serving.processes import free_port
 from serving.triton import TritonLauncher
 from tests.support.gateway import GatewayServer, gateway_settings, wait_ready
 from tests.support.photos import photo
-from tests.support.triton import build_repositories, tiny_classifier, triton_options
+from tests.support.triton import tiny_classifier, triton_options, write_test_repositories
 
 # `mlflow server` took 80-150 s to answer /health on this loaded machine (migrations + two imports).
 pytestmark = pytest.mark.timeout(900)
@@ -126,7 +126,7 @@ def pull_in_process(
 @pytest.fixture(scope="module")
 def canonical(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("export")
-    build_repositories(root, tiny_classifier(), version=3)
+    write_test_repositories(root, tiny_classifier(), version=3)
     return root / "model_repository" / MODEL_NAME
 
 
@@ -167,7 +167,7 @@ def test_promotion_is_an_alias_move_and_the_next_pull_gets_the_new_version(
     registry: Registry, canonical: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     staging = tmp_path / "v4"
-    build_repositories(staging, tiny_classifier(), version=4)
+    write_test_repositories(staging, tiny_classifier(), version=4)
     new_version = register(registry, staging / "model_repository" / MODEL_NAME, triton_version=4, alias=None)
     dest = tmp_path / "models"
     assert pull_in_process(registry, dest, capsys, "--alias", "champion").returncode == 0

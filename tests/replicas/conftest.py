@@ -17,7 +17,7 @@ import pytest
 
 from serving.processes import PROJECT_ROOT
 from serving.topology import Topology, TopologyOptions
-from tests.support.triton import BACKEND_VENV, build_repositories, tiny_classifier
+from tests.support.triton import BACKEND_VENV, tiny_classifier, write_test_repositories
 
 # Each table's own command prints it; the whole file comes from REPLICAS_REPORT=docs/reliability/replicas.json
 # PYTHONPATH=. .venv/bin/pytest tests/replicas/test_replicas.py -q -s
@@ -47,7 +47,7 @@ class Figures:
 def topology(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Topology]:
     if not (BACKEND_VENV / "bin" / "python").exists():
         pytest.fail(f"{BACKEND_VENV} missing: run `make setup` (the Triton server and its backend venv)")
-    repository = build_repositories(tmp_path_factory.mktemp("replicas"), tiny_classifier())
+    repository = write_test_repositories(tmp_path_factory.mktemp("replicas"), tiny_classifier())
     options = TopologyOptions(
         gateways=2,
         tritons=2,

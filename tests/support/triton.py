@@ -85,7 +85,7 @@ def tiny_classifier() -> torch.nn.Module:
     return model
 
 
-def build_repositories(root: Path, classifier: torch.nn.Module, version: int = 1) -> Path:
+def write_test_repositories(root: Path, classifier: torch.nn.Module, version: int = 1) -> Path:
     """``root/model_repository`` (canonical) and ``root/model_repository_cpu`` (derived, returned), written
     by the same function ``python -m export`` calls after its gates."""
     from export.contract import ONNX_FILENAME
@@ -139,7 +139,7 @@ def running_triton(
 ) -> Iterator[TritonFixture]:
     """A Triton serving ``classifier`` from repositories under ``root``, stopped on exit (unless a
     test stopped it already). ``prepare`` may change the CPU repository before the server starts."""
-    repository = build_repositories(root, classifier)
+    repository = write_test_repositories(root, classifier)
     if prepare is not None:
         prepare(repository)
     launcher = TritonLauncher(triton_options(root, repository))
