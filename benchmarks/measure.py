@@ -93,6 +93,8 @@ async def run_matrix(
             for name in order:
                 metrics_url, model = metrics.get(name, (None, MODEL_NAME))
                 probe = (probes or {}).get(name)
+                for i in range(max(2, level)):  # warm-up, outside what a probe observes
+                    await senders[name](i)
                 if probe is not None:
                     await probe.before(level)
                 result = await run_level(
@@ -100,7 +102,6 @@ async def run_matrix(
                     level,
                     duration_s=duration_s,
                     max_requests=max_requests,
-                    warmup_requests=max(2, level),
                     metrics_url=metrics_url,
                     model=model,
                     images_per_request=(images_per_request or {}).get(name, 1),

@@ -177,7 +177,8 @@ def render_served(res: dict[str, Any], charts: dict[str, Path], link: Any) -> li
         f"{served['image_size']}, {served['precision'].upper()} CPU repository), exported by the export "
         f"package's repository writer ({served['export_s']:.1f} s), served by Triton (start "
         f"{served['triton_start_s']:.1f} s) and a gateway process (start {served['gateway_start_s']:.1f} s); "
-        f"the baseline design serves the same checkpoint (start {served['baseline_start_s']:.1f} s). Same "
+        "the baseline design serves the same checkpoint (start "
+        f"{served['baseline_start_s']:.1f} s, alongside the export). Same "
         f"photos as above (`{s['images']}`, {s['sample']} cycled), interleaved in each of {s['runs']} runs, "
         f"≤ {s['duration']:g} s and ≤ {s['max_requests']} requests per level.",
         "",
