@@ -1,7 +1,7 @@
 """``make bench``: the performance evidence, measured side by side → docs/benchmarks/BENCHMARKS.md + charts.
 
-    python -m benchmarks.suite                       # full run (~15 min on 2 cores)
-    python -m benchmarks.suite --quick --out /tmp/B.md --charts /tmp/charts   # smoke test, < 1 min
+    python -m benchmarks.suite                       # full run (~20 min on 2 cores)
+    python -m benchmarks.suite --quick --out /tmp/B.md --charts /tmp/charts   # smoke test, ~1.5 min
 
 Everything runs on 127.0.0.1: a seeded ResNet18 checkpoint (random weights: speed does not depend on
 them) is exported with the export package (FP32 + INT8), served by the real Triton through the
@@ -122,7 +122,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=[1, 8, 16, 32],
         help="load levels of the served-model section",
     )
-    p.add_argument("--no-served", dest="served", action="store_false", help="skip the served-model section")
+    p.add_argument(
+        "--no-served",
+        dest="served",
+        action="store_false",
+        help="skip the served-model section (default: measured)",
+    )
     p.add_argument("--quick", action="store_true", help="tiny model and settings: a smoke test of the suite")
     return p
 
