@@ -110,7 +110,11 @@ def _check_served(served: dict[str, object], report: str) -> None:
     section = report.split("## Served model (the bundled real-photo model)")[1].split("\n## ")[0]
     # concurrency, gateway, baseline, Triton direct, bound img/s, gateway/bound (+ verdict at the top level)
     assert re.search(r"^\| 1 \| [0-9.]+ \| [0-9.]+ \| [0-9.]+ \| [0-9.]+ \| [0-9.]+ \|", section, re.M)
-    assert re.search(r"^\| 4 \| [0-9.]+ \| [0-9.]+ \| [0-9.]+ \| [0-9.]+ \| [0-9.]+ [✅❌] \|", section, re.M)
+    assert re.search(
+        r"^\| 4 \| [0-9.]+ \| [0-9.]+ \| [0-9.]+ \| [0-9.]+ \| [0-9.]+ [✅❌] \| [0-9.]+ \| [0-9.]+ \|",
+        section,
+        re.M,
+    )
     assert re.search(r"^\| 4 \| [0-9.]+ \| [0-9.]+ \([0-9]+ %\) \|", section, re.M)  # stage shares
     assert "py-spy" in section
     assert "served model: gateway / decode-only bound img/s, c=4 | ≥ 0.7 |" in report
