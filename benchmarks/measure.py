@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import onnxruntime as ort
@@ -23,6 +24,7 @@ import torch
 
 from benchmarks.loadgen import LevelResult, SendFn, run_level
 from benchmarks.perf import gateway_sender, photo_files, triton_sender
+from benchmarks.portable import portable_command
 from contract.model import MODEL_NAME
 from contract.paths import PROJECT_ROOT
 
@@ -62,6 +64,15 @@ async def senders_for(
     return out
 
 
+class LevelProbe(Protocol):
+    """Observes one target's levels from outside the load (e.g. server metrics scraped before and
+    after); it runs between levels, never inside a timed one."""
+
+    async def before(self, level: int) -> None: ...
+
+    async def after(self, level: int, result: LevelResult) -> None: ...
+
+
 async def run_matrix(
     senders: dict[str, SendFn],
     metrics: dict[str, tuple[str | None, str]],
@@ -71,6 +82,7 @@ async def run_matrix(
     duration_s: float,
     max_requests: int,
     images_per_request: dict[str, int] | None = None,
+    probes: dict[str, LevelProbe] | None = None,
     say: Callable[[str], None] = print,
 ) -> Matrix:
     matrix = Matrix()
@@ -80,16 +92,22 @@ async def run_matrix(
             order = names[rep % len(names) :] + names[: rep % len(names)]  # rotate who goes first
             for name in order:
                 metrics_url, model = metrics.get(name, (None, MODEL_NAME))
+                probe = (probes or {}).get(name)
+                for i in range(max(2, level)):  # warm-up, outside what a probe observes
+                    await senders[name](i)
+                if probe is not None:
+                    await probe.before(level)
                 result = await run_level(
                     senders[name],
                     level,
                     duration_s=duration_s,
                     max_requests=max_requests,
-                    warmup_requests=max(2, level),
                     metrics_url=metrics_url,
                     model=model,
                     images_per_request=(images_per_request or {}).get(name, 1),
                 )
+                if probe is not None:
+                    await probe.after(level, result)
                 matrix.add(name, result)
                 say(
                     f"  run {rep + 1}/{runs} c={level:<3} {name:<18} {result.infer_per_s:7.1f} img/s "
@@ -134,7 +152,7 @@ def run_scorer(source: Path, out: Path, grpc_url: str, extra: Sequence[str] = ()
         seconds=seconds,
         img_per_s=scored / seconds if seconds else 0.0,
         wall_s=wall,
-        command="python -m scoring " + " ".join(argv),
+        command="python -m scoring " + portable_command(argv),
     )
 
 

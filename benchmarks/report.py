@@ -1,4 +1,4 @@
-"""BENCHMARKS.md and its PNG charts from the suite's results (``build/bench/results.json``).
+"""BENCHMARKS.md and its PNG charts from the suite's results (``results.json``, written next to the report).
 
 Numbers only come from the results of one run; nothing here is typed in by hand. Analysis written
 by people lives in ``docs/benchmarks/ANALYSIS.md`` and is linked when present.
@@ -86,7 +86,182 @@ def target_rows(res: dict[str, Any]) -> list[tuple[str, str, float, bool, str]]:
         )
     )
     rows.append(("gateway RSS growth", "≤ 5 %", rss["growth_pct"], rss["growth_pct"] <= 5.0, " %"))
+    if res.get("served"):
+        top = max(res["served"]["levels"])
+        r = served_bound_ratio(res["served"], top)
+        rows.append(
+            (f"served model: gateway / decode-only bound img/s, c={top}", f"≥ {SERVED_BOUND_TARGET}", r,
+             r >= SERVED_BOUND_TARGET, "×")
+        )  # fmt: skip
     return rows
+
+
+# --- the served model (benchmarks/served.py) --------------------------------------------------
+
+SERVED_TARGETS = ("gateway", "baseline", "triton_direct", "decode_bound")
+SERVED_LABELS = {
+    "gateway": "gateway + Triton",
+    "baseline": "baseline design (FastAPI + PyTorch eager)",
+    "triton_direct": "Triton gRPC direct",
+    "decode_bound": "decode-only bound (gateway decoder)",
+}
+SERVED_BOUND_TARGET = 0.7
+PROFILE_FILE = "served_gateway_profile.txt"
+
+
+def _served_runs(served: dict[str, Any], target: str, c: int) -> list[dict[str, Any]]:
+    return list(served["matrix"][target][str(c)])
+
+
+def _served_median(served: dict[str, Any], target: str, c: int, key: str = "infer_per_s") -> float:
+    return _med([r[key] for r in _served_runs(served, target, c)])
+
+
+def _served_paired(served: dict[str, Any], a: str, b: str, c: int) -> float:
+    pairs = zip(_served_runs(served, a, c), _served_runs(served, b, c), strict=True)
+    return _med([x["infer_per_s"] / max(y["infer_per_s"], 1e-9) for x, y in pairs])
+
+
+def served_bound_ratio(served: dict[str, Any], c: int) -> float:
+    """Gateway img/s over the decode-only bound at the same concurrency, median of paired runs."""
+    return _served_paired(served, "gateway", "decode_bound", c)
+
+
+def combined_bound(served: dict[str, Any], c: int) -> float:
+    """img/s if decoding (gateway decoder) and inference (Triton direct) shared the cores perfectly."""
+    decode = _served_median(served, "decode_bound", c)
+    infer = _served_median(served, "triton_direct", c)
+    return 1.0 / (1.0 / max(decode, 1e-9) + 1.0 / max(infer, 1e-9))
+
+
+def stage_shares(served: dict[str, Any], c: int) -> dict[str, float]:
+    """Mean ms per request in each part of the gateway's time (medians of runs): decode, infer, the
+    rest of the handler, and what lies outside the handler (HTTP parsing, multipart, event-loop
+    queueing, the prediction log, the client), which is the client's mean latency minus the handler."""
+    rows = served["stages"].get(str(c), [])
+
+    def ms(f: Any) -> float:
+        return 1e3 * _med([f(r) for r in rows])
+
+    return {
+        "client": ms(lambda r: r["client_avg_s"]),
+        "decode": ms(lambda r: r["decode_s"]),
+        "infer": ms(lambda r: r["infer_s"]),
+        "handler_rest": ms(lambda r: r["total_s"] - r["decode_s"] - r["infer_s"]),
+        "outside": ms(lambda r: r["client_avg_s"] - r["total_s"]),
+    }
+
+
+def _chart_served(served: dict[str, Any], path: Path) -> None:
+    levels = served["levels"]
+    series = {SERVED_LABELS[t]: [_served_median(served, t, c) for c in levels] for t in SERVED_TARGETS}
+    _bars(levels, series, "img/s (median of runs)", path)
+
+
+def _profile_text(profile: dict[str, Any]) -> str:
+    lines = [
+        f"# py-spy profile of the gateway at concurrency {profile['level']} (benchmarks/served.py)",
+        f"# {profile['command']}",
+        f"# {profile['samples']} samples of non-idle threads; own % / inclusive % of them; top "
+        f"{len(profile['top'])} functions by own time",
+    ]
+    lines += [f"{own:6.1f} {incl:6.1f}  {fn}" for fn, own, incl in profile["top"]]
+    return "\n".join(lines) + "\n"
+
+
+def render_served(res: dict[str, Any], charts: dict[str, Path], link: Any) -> list[str]:
+    served = res.get("served")
+    head = ["## Served model (the bundled real-photo model)", ""]
+    if not served:
+        return [*head, "Not measured in this run (`--no-served`).", ""]
+    s = res["settings"]
+    levels = served["levels"]
+    top = max(levels)
+    lines = [
+        *head,
+        f"Command: `{res['command']}` (section 8, `benchmarks/served.py`). The model `make up` serves: "
+        f"`{served['checkpoint']}` ({served['architecture']} at {served['image_size']}×"
+        f"{served['image_size']}, {served['precision'].upper()} CPU repository), exported by the export "
+        f"package's repository writer ({served['export_s']:.1f} s), served by Triton (start "
+        f"{served['triton_start_s']:.1f} s) and a gateway process (start {served['gateway_start_s']:.1f} s); "
+        "the baseline design serves the same checkpoint (start "
+        f"{served['baseline_start_s']:.1f} s, alongside the export). Same "
+        f"photos as above (`{s['images']}`, {s['sample']} cycled), interleaved in each of {s['runs']} runs, "
+        f"≤ {s['duration']:g} s and ≤ {s['max_requests']} requests per level.",
+        "",
+        "The decode-only bound: the gateway's own decoder (`gateway.decoding.Decoder`, built from the "
+        f"gateway's settings: {served['decode_threads']} decode threads) decoding the same uploads at the "
+        "served size in this one process at the same concurrency, with nothing else to do — what this "
+        "design could serve on these cores if HTTP, inference and logging cost nothing. "
+        f"Target: gateway ≥ {SERVED_BOUND_TARGET} of it at c={top}. The decode-only bound leaves out the "
+        "model's own compute, which runs on the same cores; the decode + infer bound adds it as if the "
+        "two shared the CPU perfectly, 1 / (1 / decode-only + 1 / Triton direct) (derived, not measured).",
+        "",
+        "| concurrency | gateway img/s | baseline img/s | Triton direct img/s | decode-only bound img/s "
+        "| gateway / bound | decode + infer bound img/s | gateway / that | gateway / baseline |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for c in levels:
+        ratio = served_bound_ratio(served, c)
+        mark = f" {'✅' if ratio >= SERVED_BOUND_TARGET else '❌'}" if c == top else ""
+        rates = " | ".join(f"{_served_median(served, t, c):.1f}" for t in SERVED_TARGETS)
+        both = combined_bound(served, c)
+        lines.append(
+            f"| {c} | {rates} | {ratio:.2f}{mark} | {both:.1f} "
+            f"| {_served_median(served, 'gateway', c) / max(both, 1e-9):.2f} "
+            f"| {_served_paired(served, 'gateway', 'baseline', c):.2f}× |"
+        )
+    lines += [
+        "",
+        "Latency (ms, medians of runs):",
+        "",
+        "| concurrency | " + " | ".join(f"{SERVED_LABELS[t]} p50 / p99" for t in SERVED_TARGETS[:3]) + " |",
+        "|---:|" + "---:|" * 3,
+    ]
+    for c in levels:
+        cells = [
+            " / ".join(f"{_served_median(served, t, c, key) / 1e3:.1f}" for key in ("p50_us", "p99_us"))
+            for t in SERVED_TARGETS[:3]
+        ]
+        lines.append(f"| {c} | " + " | ".join(cells) + " |")
+    errors = {t: sum(r["errors"] for c in levels for r in _served_runs(served, t, c)) for t in SERVED_TARGETS}
+    lines += ["", f"Non-OK responses over all levels: {errors}.", "", f"![served]({link('served')})", ""]
+
+    lines += [
+        "Where the gateway's time goes: its `stage_duration_seconds` histograms (`/metrics`) scraped "
+        "before and after each of its levels, mean ms per request (medians of runs) and share of the "
+        "client's mean latency. decode includes the wait for a decode thread; infer is the Triton call "
+        "(queue and compute included); handler rest = the handler's total minus both (upload read, hash, "
+        "admission, response body); outside the handler = client mean − handler total (HTTP parsing, "
+        "multipart form, event-loop queueing, the prediction log, the load generator).",
+        "",
+        "| concurrency | client mean ms | decode | infer | handler rest | outside the handler (HTTP …) |",
+        "|---:|---:|---:|---:|---:|---:|",
+    ]
+    for c in levels:
+        sh = stage_shares(served, c)
+        cells = [
+            f"{sh[k]:.1f} ({100 * sh[k] / sh['client']:.0f} %)" if sh["client"] else "–"
+            for k in ("decode", "infer", "handler_rest", "outside")
+        ]
+        lines.append(f"| {c} | {sh['client']:.1f} | " + " | ".join(cells) + " |")
+    profile = served["profile"]
+    lines.append("")
+    if profile.get("error") or not profile.get("top"):
+        lines += [f"py-spy profile: not taken — {profile.get('error') or 'no samples'}.", ""]
+    else:
+        lines += [
+            f"py-spy profile of the gateway at c={profile['level']} (one extra level after the matrix, so "
+            f"sampling does not slow the measured runs; `{profile['command']}`; {profile['samples']} samples "
+            f"of non-idle threads; full list: [{PROFILE_FILE}]({link('profile')})). Top functions by own "
+            "time:",
+            "",
+            "| own % | inclusive % | function |",
+            "|---:|---:|---|",
+        ]
+        lines += [f"| {own:.1f} | {incl:.1f} | `{fn}` |" for fn, own, incl in profile["top"][:10]]
+        lines.append("")
+    return lines
 
 
 def rss_summary(res: dict[str, Any]) -> dict[str, float]:
@@ -114,12 +289,17 @@ def _fmt(v: float, unit: str) -> str:
 
 def _chart_throughput(res: dict[str, Any], path: Path, key: str, ylabel: str, scale: float) -> None:
     levels = _levels(res)
+    series = {LABELS[t]: [_median(res, t, c, key) * scale for c in levels] for t in TARGETS}
+    _bars(levels, series, ylabel, path)
+
+
+def _bars(levels: Sequence[int], series: dict[str, list[float]], ylabel: str, path: Path) -> None:
+    """Grouped bars, one group per concurrency level: the style of every load chart here."""
     fig, ax = plt.subplots(figsize=(8, 4.2))
-    width = 0.8 / len(TARGETS)
-    for i, t in enumerate(TARGETS):
-        values = [_median(res, t, c, key) * scale for c in levels]
-        xs = [j + (i - (len(TARGETS) - 1) / 2) * width for j in range(len(levels))]
-        ax.bar(xs, values, width, label=LABELS[t])
+    width = 0.8 / len(series)
+    for i, (label, values) in enumerate(series.items()):
+        xs = [j + (i - (len(series) - 1) / 2) * width for j in range(len(levels))]
+        ax.bar(xs, values, width, label=label)
     ax.set_xticks(range(len(levels)), [f"concurrency {c}" for c in levels])
     ax.set_ylabel(ylabel)
     ax.legend(fontsize=8)
@@ -190,6 +370,13 @@ def write_charts(res: dict[str, Any], folder: Path) -> dict[str, Path]:
     _chart_targets(target_rows(res), charts["targets"])
     _chart_rss(res, charts["rss"])
     _chart_engines(res, charts["engines"])
+    served = res.get("served")
+    if served:
+        charts["served"] = folder / "served.png"
+        _chart_served(served, charts["served"])
+        if served["profile"].get("top"):
+            charts["profile"] = folder / PROFILE_FILE
+            charts["profile"].write_text(_profile_text(served["profile"]))
     return charts
 
 
@@ -332,6 +519,8 @@ def render(res: dict[str, Any], charts: dict[str, Path], out: Path) -> str:
         "",
     ]
 
+    lines += render_served(res, charts, link)
+
     eng = res["engines"]
     lines += [
         "## ONNX Runtime vs PyTorch eager (in process)",
@@ -414,15 +603,18 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m benchmarks.report",
         description="Render BENCHMARKS.md again from a results.json.",
         epilog="example:\n"
-        "  python -m benchmarks.report build/bench/results.json --out docs/benchmarks/BENCHMARKS.md "
-        "--charts docs/benchmarks",
+        "  python -m benchmarks.report docs/benchmarks/results.json --out docs/benchmarks/BENCHMARKS.md",
     )
     parser.add_argument("results", type=Path, help="results.json written by python -m benchmarks.suite")
     parser.add_argument(
         "--out", type=Path, required=True, help="report to write (e.g. docs/benchmarks/BENCHMARKS.md)"
     )
-    parser.add_argument("--charts", type=Path, required=True, help="folder for the PNG charts")
+    parser.add_argument(
+        "--charts", type=Path, default=None, help="folder for the PNG charts (default: the report's folder)"
+    )
     args = parser.parse_args(argv)
+    if args.charts is None:
+        args.charts = args.out.parent
     if not args.results.is_file():
         print(f"error: no results file at {args.results}", file=sys.stderr)
         return 2

@@ -1,13 +1,17 @@
 """``make bench``: the performance evidence, measured side by side → docs/benchmarks/BENCHMARKS.md + charts.
 
-    python -m benchmarks.suite                       # full run (~15 min on 2 cores)
-    python -m benchmarks.suite --quick --out /tmp/B.md --charts /tmp/charts   # smoke test, < 1 min
+    python -m benchmarks.suite                       # full run (~20 min on 2 cores)
+    python -m benchmarks.suite --quick --out /tmp/B.md --charts /tmp/charts   # smoke test, ~1.5 min
 
 Everything runs on 127.0.0.1: a seeded ResNet18 checkpoint (random weights: speed does not depend on
 them) is exported with the export package (FP32 + INT8), served by the real Triton through the
 launcher ``make triton`` uses, fronted by the gateway (``make gateway``'s launcher), and compared with
 the original design's server (FastAPI + PyTorch eager, one image per request) on the same photos.
+Then the model ``make up`` serves (the bundled checkpoint, ``--served-checkpoint``) is measured the
+same way against the bound its gateway's decoding allows (benchmarks/served.py; ``--no-served`` skips).
 Each comparison is interleaved within every repetition; tables show medians of ``--runs`` runs.
+The raw figures go to ``results.json`` next to the report (paths relative to the project root), so
+``python -m benchmarks.report <folder>/results.json --out <folder>/BENCHMARKS.md`` renders it again.
 """
 
 from __future__ import annotations
@@ -30,12 +34,15 @@ from typing import Any
 import numpy as np
 
 from benchmarks.photos import resolve_photos
+from benchmarks.portable import portable_command, portable_path
 from contract.model import MODEL_NAME
 from contract.paths import ARTIFACTS_DIR, PROJECT_ROOT
 from imaging.cli import ArgumentParser
 
 TRAINED_CHECKPOINT = PROJECT_ROOT / ARTIFACTS_DIR / "checkpoints" / "last.pt"
+SERVED_CHECKPOINT = PROJECT_ROOT / "models" / "bundled" / "model.pt"  # what `make up` serves
 REPORT = PROJECT_ROOT / "docs" / "benchmarks" / "BENCHMARKS.md"
+RESULTS_FILE = "results.json"  # written next to the report: the raw figures it is rendered from
 
 
 def _levels(text: str) -> list[int]:
@@ -102,6 +109,25 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="a theoretical FP32 peak to compare with as well (default: only the measured SGEMM rate)",
     )
+    p.add_argument(
+        "--served-checkpoint",
+        type=Path,
+        default=SERVED_CHECKPOINT,
+        help="the served model's checkpoint for the served-model section (default: the bundled model, "
+        f"{SERVED_CHECKPOINT.relative_to(PROJECT_ROOT)})",
+    )
+    p.add_argument(
+        "--served-concurrency",
+        type=_levels,
+        default=[1, 8, 16, 32],
+        help="load levels of the served-model section",
+    )
+    p.add_argument(
+        "--no-served",
+        dest="served",
+        action="store_false",
+        help="skip the served-model section (default: measured)",
+    )
     p.add_argument("--quick", action="store_true", help="tiny model and settings: a smoke test of the suite")
     return p
 
@@ -110,6 +136,7 @@ def quick_settings(args: argparse.Namespace) -> None:
     args.model, args.image_size, args.runs, args.duration = "simple_cnn", 64, 3, 0.25
     args.max_requests, args.concurrency, args.sample, args.rss_requests = 40, [1, 4], 8, 40
     args.cold_starts, args.score_limit, args.accuracy_images, args.engine_seconds = 1, 40, 40, 0.05
+    args.served_concurrency = [1, 4]
 
 
 def machine_facts() -> dict[str, str]:
@@ -172,12 +199,14 @@ def run_suite(args: argparse.Namespace, say: Callable[[str], None]) -> dict[str,
     work.mkdir(parents=True, exist_ok=True)
     res: dict[str, Any] = {"machine": machine_facts(), "load_start": load_average(), "settings": {}}
     res["settings"] = {
-        k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k not in {"out", "charts"}
+        k: (portable_path(v) if isinstance(v, Path) else v)
+        for k, v in vars(args).items()
+        if k not in {"out", "charts"}
     }
     photos = measure.photo_files(args.images, 10**9)
     sample_photos = photos[:: max(1, len(photos) // 64)][:64]
 
-    say(f"[1/9] checkpoint + export ({args.model}, {args.image_size}px, random weights)")
+    say(f"[1/10] checkpoint + export ({args.model}, {args.image_size}px, random weights)")
     spec = stack.ModelSpec(args.model, args.image_size, {"width": 8} if args.model == "simple_cnn" else {})
     checkpoint = stack.random_checkpoint(work / f"{args.model}-random.pt", spec)
     calibration = np.stack([load_for_model(p.read_bytes(), args.image_size) for p in sample_photos])
@@ -223,7 +252,7 @@ def run_suite(args: argparse.Namespace, say: Callable[[str], None]) -> dict[str,
         ]
     )
     try:
-        say(f"[2/9] Triton cold start ×{args.cold_starts}")
+        say(f"[2/10] Triton cold start ×{args.cold_starts}")
         res["triton_start_s"] = []
         for i in range(args.cold_starts):
             launcher, seconds = stack.timed_triton_start(triton_opts)
@@ -232,7 +261,7 @@ def run_suite(args: argparse.Namespace, say: Callable[[str], None]) -> dict[str,
                 launcher.stop()
         for name in (stack.INT8_MODEL, stack.NOBATCH_MODEL):
             stack.load_model(triton_opts, name)
-        say(f"[3/9] gateway cold start ×{args.cold_starts}")
+        say(f"[3/10] gateway cold start ×{args.cold_starts}")
         res["gateway_start_s"] = []
         for i in range(args.cold_starts):
             res["gateway_start_s"].append(stack.timed_gateway_start(gw))
@@ -241,13 +270,13 @@ def run_suite(args: argparse.Namespace, say: Callable[[str], None]) -> dict[str,
         stack.timed_gateway_start(gw_int8)
         res["baseline_start_s"] = baseline.start()
 
-        say(f"[4/9] load matrix: concurrency {args.concurrency}, {args.runs} runs × ≤{args.duration:g} s")
+        say(f"[4/10] load matrix: concurrency {args.concurrency}, {args.runs} runs × ≤{args.duration:g} s")
         res["matrix"] = asyncio.run(_load_matrix(args, triton_opts, gw, gw_int8, baseline.url, say))
-        say("[5/9] dynamic batching on vs off")
+        say("[5/10] dynamic batching on vs off")
         res["batching"] = asyncio.run(_batching(args, triton_opts, say))
-        say("[6/9] bulk scoring vs Triton direct")
+        say("[6/10] bulk scoring vs Triton direct")
         res["scoring"] = _scoring(args, work, triton_opts, photos, say)
-        say(f"[7/9] gateway RSS over {args.rss_requests} requests")
+        say(f"[7/10] gateway RSS over {args.rss_requests} requests")
         res["rss"] = asyncio.run(_rss(args, gw, say))
     finally:
         baseline.stop()
@@ -256,7 +285,14 @@ def run_suite(args: argparse.Namespace, say: Callable[[str], None]) -> dict[str,
         if launcher is not None:
             launcher.stop()
 
-    say("[8/9] ONNX Runtime vs PyTorch eager, in process")
+    if args.served:
+        from benchmarks import served
+
+        say(f"[8/10] served model {portable_path(args.served_checkpoint)}: gateway, baseline, decode bound")
+        res["served"] = served.run(args, _cleanups, say)
+    else:
+        res["served"] = None
+    say("[9/10] ONNX Runtime vs PyTorch eager, in process")
     engine = measure.engines(
         repos.fp32_onnx, model, calibration, [1, 16],
         runs=args.runs, seconds=args.engine_seconds, threads=args.threads,
@@ -267,7 +303,7 @@ def run_suite(args: argparse.Namespace, say: Callable[[str], None]) -> dict[str,
         "threads": args.threads,
         "gflops": measure.gemm_gflops(threads=args.threads, runs=args.runs, seconds=args.engine_seconds),
     }
-    say("[9/9] INT8 vs FP32 (python -m benchmarks.int8_bench) and accuracy")
+    say("[10/10] INT8 vs FP32 (python -m benchmarks.int8_bench) and accuracy")
     res["int8"] = _int8(args, repos, say)
     res["load_end"] = load_average()
     return res
@@ -386,7 +422,7 @@ def _scoring(
             f"  run {rep + 1}/{args.runs}: scorer {run.img_per_s:.1f} img/s ({run.scored} photos, "
             f"{run.wall_s:.1f} s wall) vs Triton direct {direct[-1]['infer_per_s']:.1f} img/s"
         )
-    return {"runs": runs, "direct": direct, "photos": len(chosen), "source": str(source)}
+    return {"runs": runs, "direct": direct, "photos": len(chosen), "source": portable_path(source)}
 
 
 async def _rss(args: argparse.Namespace, gw: Any, say: Callable[[str], None]) -> dict[str, Any]:
@@ -443,24 +479,26 @@ def _int8(args: argparse.Namespace, repos: Any, say: Callable[[str], None]) -> d
     if ckpt is None or not ckpt.is_file():
         out["accuracy"] = None
         return out
-    say(f"  accuracy of {ckpt} (FP32 vs INT8) on {args.accuracy_images} labelled photos")
+    say(f"  accuracy of {portable_path(ckpt)} (FP32 vs INT8) on {args.accuracy_images} labelled photos")
     from benchmarks import stack
 
     _, meta = load_checkpoint(ckpt)
     if args.accuracy_manifest is not None:
         files, labels = measure.manifest_split(args.accuracy_manifest, "test", meta.class_names)
         calib_files = measure.manifest_split(args.accuracy_manifest, "train", meta.class_names)[0][::20][:64]
-        evaluated_on = f"the test split of {args.accuracy_manifest}"
+        evaluated_on = f"the test split of {portable_path(args.accuracy_manifest)}"
     else:
         files, labels = measure.labelled_photos(args.images, args.accuracy_images, meta.class_names)
         calib_files = [p for p in measure.photo_files(args.images, 10**9) if p not in set(files)][:64]
-        evaluated_on = f"photos spread over {args.images} (may include the checkpoint's training photos)"
+        evaluated_on = (
+            f"photos spread over {portable_path(args.images)} (may include the checkpoint's training photos)"
+        )
     pixels = np.stack([load_for_model(p.read_bytes(), meta.image_size) for p in files])
     work = args.work.resolve() / "accuracy"
     calibration = np.stack([load_for_model(p.read_bytes(), meta.image_size) for p in calib_files])
     repos_trained = stack.build_repositories(ckpt, work, calibration, cpu_threads=args.threads)
     out["accuracy"] = {
-        "checkpoint": str(ckpt),
+        "checkpoint": portable_path(ckpt),
         "architecture": meta.model_name,
         "images": len(files),
         "evaluated_on": evaluated_on,
@@ -488,7 +526,14 @@ def main(argv: list[str] | None = None) -> int:
     if not args.out.parent.is_dir():
         print(f"error: report folder does not exist: {args.out.parent}", file=sys.stderr)
         return 2
-    command = "python -m benchmarks.suite " + shlex.join(argv if argv is not None else sys.argv[1:])
+    if args.served and not args.served_checkpoint.is_file():
+        print(
+            f"error: served checkpoint not found: {args.served_checkpoint} (--served-checkpoint PATH, or "
+            "--no-served)",
+            file=sys.stderr,
+        )
+        return 2
+    command = "python -m benchmarks.suite " + portable_command(argv if argv is not None else sys.argv[1:])
     started = time.perf_counter()
 
     def say(line: str) -> None:
@@ -504,11 +549,19 @@ def main(argv: list[str] | None = None) -> int:
     results["command"] = command.strip()
     results["wall_s"] = time.perf_counter() - started
     results["peak_gflops"] = args.peak_gflops
-    (args.work / "results.json").write_text(json.dumps(results, indent=2, default=str))
+    # The report is rendered from the JSON text it is committed with (next to it), so
+    # `python -m benchmarks.report <that results.json>` writes the same bytes again.
+    text = json.dumps(results, indent=2, default=str) + "\n"
+    (args.work / "results.json").write_text(text)
+    results_file = args.out.parent / RESULTS_FILE
+    results_file.write_text(text)
     from benchmarks.report import write_report
 
-    write_report(results, args.out, args.charts)
-    print(f"report → {args.out}, charts → {args.charts} ({results['wall_s']:.0f} s)", file=sys.stderr)
+    write_report(json.loads(text), args.out, args.charts)
+    print(
+        f"report → {args.out}, results → {results_file}, charts → {args.charts} ({results['wall_s']:.0f} s)",
+        file=sys.stderr,
+    )
     return 0
 
 

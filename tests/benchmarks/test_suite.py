@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import math
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from benchmarks import report as report_module
 from benchmarks.stack import ModelSpec, derive_without_dynamic_batching, random_checkpoint
 from benchmarks.suite import main
 from export.contract import CONFIG_FILENAME
@@ -22,6 +25,7 @@ SECTIONS = (
     "## Triton dynamic batching on vs off",
     "## Bulk scoring vs Triton direct",
     "## Gateway memory and cold starts",
+    "## Served model (the bundled real-photo model)",
     "## ONNX Runtime vs PyTorch eager (in process)",
     "## INT8 vs FP32",
     "## Achieved GFLOP/s vs the CPU's peak",
@@ -35,7 +39,7 @@ def test_quick_suite_measures_everything_and_writes_the_report(labelled_photos: 
         [sys.executable, "-m", "benchmarks.suite", "--quick", "--images", str(labelled_photos),
          "--out", str(out), "--charts", str(charts), "--work", str(work),
          "--accuracy-checkpoint", str(checkpoint)],
-        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=240,
+        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
 
@@ -65,13 +69,76 @@ def test_quick_suite_measures_everything_and_writes_the_report(labelled_photos: 
     for section in SECTIONS:
         assert section in report
     target_lines = [line for line in report.splitlines() if line.endswith(("✅ |", "❌ |"))]
-    assert len(target_lines) == 2 * 4 + 2 + 2  # 4 criteria per concurrency level, 2 single, 2 RSS
+    # 4 criteria per concurrency level, 2 single, 2 RSS, the served model against its decode bound
+    assert len(target_lines) == 2 * 4 + 2 + 2 + 1
     assert "python -m benchmarks.suite --quick" in report and "python -m benchmarks.int8_bench" in report
     assert f"Peak, measured in this run: **{peak:.1f} GFLOP/s**" in report
-    for png in ("throughput", "p99_latency", "targets", "gateway_rss", "ort_vs_eager"):
+    for png in ("throughput", "p99_latency", "targets", "gateway_rss", "ort_vs_eager", "served"):
         data = (charts / f"{png}.png").read_bytes()
         assert data.startswith(b"\x89PNG") and len(data) > 2000
         assert f"charts/{png}.png" in report
+    _check_served(results["served"], report)
+    _check_rerendered_and_portable(out, charts, work, tmp_path)
+
+
+def _check_served(served: dict[str, object], report: str) -> None:
+    """The bundled model measured through the gateway, the baseline, Triton and the decode-only bound."""
+    assert served["checkpoint"] == "models/bundled/model.pt" and served["image_size"] == 96
+    matrix = served["matrix"]
+    assert isinstance(matrix, dict) and set(matrix) == {
+        "gateway",
+        "baseline",
+        "triton_direct",
+        "decode_bound",
+    }
+    for target, levels in matrix.items():
+        assert sorted(levels) == ["1", "4"], target
+        for runs in levels.values():
+            assert len(runs) == 3
+            assert all(r["requests"] > 0 and r["errors"] == 0 and r["infer_per_s"] > 0 for r in runs), target
+    stages = served["stages"]
+    assert isinstance(stages, dict) and sorted(stages) == ["1", "4"]
+    for rows in stages.values():
+        assert len(rows) == 3
+        for row in rows:  # the gateway's histograms moved during its level: finite, positive means
+            assert row["requests"] > 0
+            assert all(math.isfinite(row[k]) and row[k] > 0 for k in ("decode_s", "infer_s", "total_s"))
+            assert row["decode_s"] + row["infer_s"] <= row["total_s"] <= row["client_avg_s"]
+    profile = served["profile"]
+    assert isinstance(profile, dict)
+    assert profile["error"] or (profile["samples"] > 0 and profile["top"]), profile
+    section = report.split("## Served model (the bundled real-photo model)")[1].split("\n## ")[0]
+    # concurrency, gateway, baseline, Triton direct, bound img/s, gateway/bound (+ verdict at the top level)
+    assert re.search(r"^\| 1 \| [0-9.]+ \| [0-9.]+ \| [0-9.]+ \| [0-9.]+ \| [0-9.]+ \|", section, re.M)
+    assert re.search(
+        r"^\| 4 \| [0-9.]+ \| [0-9.]+ \| [0-9.]+ \| [0-9.]+ \| [0-9.]+ [✅❌] \| [0-9.]+ \| [0-9.]+ \|",
+        section,
+        re.M,
+    )
+    assert re.search(r"^\| 4 \| [0-9.]+ \| [0-9.]+ \([0-9]+ %\) \|", section, re.M)  # stage shares
+    assert "py-spy" in section
+    assert "served model: gateway / decode-only bound img/s, c=4 | ≥ 0.7 |" in report
+
+
+# A machine's directories must not reach committed benchmark files.
+MACHINE_PATH = re.compile(r"(?<![\w.>])(/work|/tmp|/root|/home|/var|/private)(/|\b)")
+
+
+def _check_rerendered_and_portable(out: Path, charts: Path, work: Path, tmp_path: Path) -> None:
+    results_file = out.parent / "results.json"  # written next to the report
+    assert results_file.read_bytes() == (work / "results.json").read_bytes()
+    original = out.read_bytes()
+    # The report renders again from the results.json beside it, byte for byte, and twice the same.
+    for _ in range(2):
+        assert report_module.main([str(results_file), "--out", str(out), "--charts", str(charts)]) == 0
+        assert out.read_bytes() == original
+    for text in (
+        original.decode(),
+        results_file.read_text(),
+        (charts / "served_gateway_profile.txt").read_text(),
+    ):
+        assert not MACHINE_PATH.search(text), MACHINE_PATH.search(text)
+        assert str(tmp_path) not in text and str(Path.home()) + "/" not in text
 
 
 def test_no_batching_config_is_derived_from_the_generated_one(tmp_path: Path) -> None:
@@ -100,6 +167,7 @@ def test_no_batching_config_is_derived_from_the_generated_one(tmp_path: Path) ->
     [
         (["--images", "/nonexistent/photos"], "photo folder not found"),
         (["--out", "/no/such/dir/B.md"], "report folder"),
+        (["--served-checkpoint", "/no/such/model.pt"], "served checkpoint not found"),
     ],
 )
 def test_bad_paths_exit_2(
