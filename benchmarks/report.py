@@ -56,7 +56,7 @@ def target_rows(res: dict[str, Any]) -> list[tuple[str, str, float, bool, str]]:
     rows: list[tuple[str, str, float, bool, str]] = []
     for c in _levels(res):
         r = _paired(res, "gateway_fp32", "baseline", c)
-        rows.append((f"gateway+Triton FP32 / baseline img/s, c={c}", "≥ 1.4×", r, r >= 1.4, "×"))
+        rows.append((f"gateway+Triton FP32 / baseline img/s, c={c}", "≥ 1.5×", r, r >= 1.5, "×"))
     for c in _levels(res):
         r = _paired(res, "gateway_int8", "baseline", c)
         rows.append((f"gateway+Triton INT8 / baseline img/s, c={c}", "≥ 2×", r, r >= 2.0, "×"))
@@ -65,7 +65,7 @@ def target_rows(res: dict[str, Any]) -> list[tuple[str, str, float, bool, str]]:
         rows.append((f"gateway FP32 p99 / baseline p99, c={c}", "≤ 1 (no worse)", r, r <= 1.0, "×"))
     for c in _levels(res):
         r = _paired(res, "gateway_fp32", "triton_fp32", c)
-        rows.append((f"gateway / Triton-direct img/s, c={c}", "≥ 0.75", r, r >= 0.75, "×"))
+        rows.append((f"gateway / Triton-direct img/s, c={c}", "≥ 0.85", r, r >= 0.85, "×"))
     b = res["batching"]
     pairs = zip(b["dynamic_batching"], b["no_batching"], strict=True)
     r = _med([x["infer_per_s"] / max(y["infer_per_s"], 1e-9) for x, y in pairs])
