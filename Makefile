@@ -133,7 +133,7 @@ perf: setup ## Sweeps: Triton direct (real perf_analyzer vs the Python generator
 	    --out build/perf/$$target.csv $(PERF_ARGS) || exit $$?; \
 	done
 
-bench: setup ## Benchmark suite (side by side, medians of 3) → docs/benchmarks/BENCHMARKS.md + charts
+bench: setup ## Benchmark suite (side by side, medians of 3) → docs/benchmarks/{BENCHMARKS.md,results.json} + charts
 	$(PY) -m benchmarks.suite $(if $(PERF_IMAGES),--images "$(PERF_IMAGES)") $(BENCH_ARGS)
 
 replicas: setup ## nginx → 2 gateways → 2 Tritons + one PostgreSQL on loopback, until Ctrl-C (GATEWAYS=, TRITONS=)
