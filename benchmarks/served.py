@@ -35,7 +35,7 @@ from contract.model import MODEL_NAME
 from contract.paths import PROJECT_ROOT
 from export.contract import CONFIG_FILENAME
 from export.triton_config import read_config
-from gateway.decoding import Decoder
+from gateway.decoding import Decoder, decoder_for
 from gateway.settings import Settings
 from imaging import ImageError, load_for_model
 from serving.gateway_process import GatewayOptions
@@ -146,7 +146,7 @@ async def _measure(
         top,
     )
     settings = Settings()  # the environment the gateway process was started with
-    decoder = gateway_decoder(settings)
+    decoder = decoder_for(settings)
     senders[DECODE] = decode_sender(decoder, measure.photo_files(args.images, args.sample), size)
     stages = StageProbe(gw.url + "/metrics")
     try:
@@ -175,20 +175,6 @@ async def _measure(
         "stages": {str(c): runs for c, runs in stages.results.items()},
         "profile": profile,
     }
-
-
-def gateway_decoder(settings: Settings) -> Decoder:
-    """The decoder ``gateway.app`` builds, from the same settings (threads, limits, heavy lane)."""
-    return Decoder(
-        threads=settings.decode_threads,
-        max_bytes=settings.max_upload_bytes,
-        max_pixels=settings.max_pixels,
-        max_jpeg_scans=settings.max_jpeg_scans,
-        max_cost=settings.max_decode_cost,
-        heavy_cost=settings.decode_heavy_cost,
-        heavy_queue=settings.decode_heavy_queue,
-        stall_s=settings.decode_stall_s,
-    )
 
 
 def decode_sender(decoder: Decoder, photos: list[Path], size: int) -> SendFn:

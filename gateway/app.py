@@ -13,7 +13,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from gateway import feedback, health, predict
-from gateway.decoding import Decoder
+from gateway.decoding import decoder_for
 from gateway.dependencies import Services
 from gateway.drain import CloseWhileDraining, Drain
 from gateway.errors import install_handlers
@@ -46,16 +46,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             retire_after_s=settings.request_timeout_s + 1,
         )
         model = ModelState(backend, metrics, refresh_s=settings.model_refresh_s)
-        decoder = Decoder(
-            threads=settings.decode_threads,
-            max_bytes=settings.max_upload_bytes,
-            max_pixels=settings.max_pixels,
-            max_jpeg_scans=settings.max_jpeg_scans,
-            max_cost=settings.max_decode_cost,
-            heavy_cost=settings.decode_heavy_cost,
-            heavy_queue=settings.decode_heavy_queue,
-            stall_s=settings.decode_stall_s,
-        )
+        decoder = decoder_for(settings)
         decoder.start()
         tracking = _tracking_service(settings, metrics) if settings.tracking_enabled else None
         app.state.services = Services(settings, metrics, backend, model, decoder, tracking, drain=drain)

@@ -25,6 +25,7 @@ from typing import TypeVar
 import numpy as np
 
 from gateway.decode_worker import HeavyDecodeWorker
+from gateway.settings import Settings
 from imaging import DecodeLimits, inspect_image, prepare_for_model
 
 T = TypeVar("T")
@@ -148,3 +149,18 @@ class Decoder:
     def close(self) -> None:
         self._light.pool.shutdown(wait=False, cancel_futures=True)
         self._heavy.close()
+
+
+def decoder_for(settings: Settings) -> Decoder:
+    """The gateway's decoder as its settings describe it (threads, limits, heavy lane, stall time);
+    the app and the benchmarks' decode-only bound build it here, so both decode the same way."""
+    return Decoder(
+        threads=settings.decode_threads,
+        max_bytes=settings.max_upload_bytes,
+        max_pixels=settings.max_pixels,
+        max_jpeg_scans=settings.max_jpeg_scans,
+        max_cost=settings.max_decode_cost,
+        heavy_cost=settings.decode_heavy_cost,
+        heavy_queue=settings.decode_heavy_queue,
+        stall_s=settings.decode_stall_s,
+    )
