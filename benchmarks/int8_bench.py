@@ -21,20 +21,13 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
+from benchmarks.measure import ort_session
 from contract.model import INPUT_NAME
 from export.check_images import synthetic_images
 from export.onnx_export import export_onnx
 from export.quantize import quantize_int8
 from imaging.cli import ArgumentParser
 from training.models import PetClassifier, get_model
-
-
-def _session(path: Path, threads: int) -> ort.InferenceSession:
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
 def _throughput(sess: ort.InferenceSession, batch: np.ndarray, seconds: float) -> float:
@@ -101,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         fp32 = export_onnx(model, size, Path(tmp) / "model.onnx")
         calibration = synthetic_images(args.calibration_images, size, seed=7).images
         int8 = quantize_int8(fp32, Path(tmp) / "model.int8.onnx", calibration)
-        sessions = {"FP32": _session(fp32, args.threads), "INT8": _session(int8, args.threads)}
+        sessions = {"FP32": ort_session(fp32, args.threads), "INT8": ort_session(int8, args.threads)}
         rng = np.random.default_rng(0)
         results: dict[tuple[str, int], list[float]] = {}
         for bs in batch_sizes:
