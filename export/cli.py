@@ -24,10 +24,14 @@ from contract.paths import (
     TRITON_VENV,
 )
 from export.contract import DEFAULT_MIN_ACCURACY, MIN_PARITY_IMAGES
+from export.cpu_repository import CpuOptions
+from export.triton_config import ConfigError, ServingOptions
 from imaging.cli import ArgumentParser
 from training.registry import CHAMPION
 
 PARAMS_FILE = PROJECT_ROOT / "params.yaml"
+# The flags' defaults are the option classes' own (chosen by the CPU sweep, docs/benchmarks/CPU_SWEEP.md).
+SERVING = ServingOptions()
 # Export only writes files; the running server is the serving package's business.
 NEXT_STEP = "next: `make reload` makes a running local Triton load it (`make export-onnx` runs it)"
 
@@ -122,27 +126,54 @@ exit codes (--check): 0 meets the contract, 1 it does not, 2 not a readable ONNX
     p.add_argument(
         "--tensorrt-fp16", action="store_true", help="enable the TensorRT FP16 accelerator in the GPU config"
     )
-    p.add_argument("--max-batch-size", type=int, default=64, help="Triton max_batch_size (default 64)")
+    p.add_argument(
+        "--max-batch-size",
+        type=int,
+        default=SERVING.max_batch_size,
+        help="Triton max_batch_size (default %(default)s)",
+    )
     p.add_argument(
         "--preferred-batch-sizes",
         type=_batch_sizes,
-        default=(8, 16, 32),
-        help="dynamic batching sizes, e.g. 8,16,32",
+        default=SERVING.preferred_batch_sizes,
+        help="dynamic batching sizes, e.g. 8,16,32; '' for none (default from docs/benchmarks/CPU_SWEEP.md: "
+        f"{','.join(map(str, SERVING.preferred_batch_sizes)) or 'none'})",
     )
     p.add_argument(
-        "--max-queue-delay-us", type=int, default=2000, help="dynamic batching max queue delay (µs)"
+        "--max-queue-delay-us",
+        type=int,
+        default=SERVING.max_queue_delay_us,
+        help="dynamic batching max queue delay in µs (default, from the CPU sweep: %(default)s)",
     )
-    p.add_argument("--max-queue-size", type=int, default=256, help="requests queued before Triton rejects")
     p.add_argument(
-        "--queue-timeout-us", type=int, default=5_000_000, help="queued request timeout before REJECT (µs)"
+        "--max-queue-size",
+        type=int,
+        default=SERVING.max_queue_size,
+        help="requests queued before Triton rejects",
+    )
+    p.add_argument(
+        "--queue-timeout-us",
+        type=int,
+        default=SERVING.queue_timeout_us,
+        help="queued request timeout before REJECT (µs)",
     )
     p.add_argument(
         "--gpu-instances", type=int, default=1, help="KIND_GPU instance count in the canonical config"
     )
     p.add_argument(
-        "--cpu-instances", type=int, default=1, help="KIND_CPU instance count in the CPU repository"
+        "--cpu-instances",
+        type=int,
+        default=None,
+        help="KIND_CPU instance count in the CPU repository (default: auto, from the model's measured "
+        "single-thread latency: one instance per core for a small model, one for a heavy one; "
+        "docs/benchmarks/CPU_SWEEP.md)",
     )
-    p.add_argument("--cpu-threads", type=int, default=2, help="onnxruntime intra-op threads per CPU instance")
+    p.add_argument(
+        "--cpu-threads",
+        type=int,
+        default=None,
+        help="onnxruntime intra-op threads per CPU instance (default: auto, like --cpu-instances; 0 = ORT's)",
+    )
     p.add_argument(
         "--cpu-variant",
         choices=("auto", "fp32", "int8"),
@@ -186,9 +217,6 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         print(f"{args.check}: meets the serving contract (names, dtypes, dynamic batch axis)")
         return 0
-    from export.cpu_repository import CpuOptions
-    from export.triton_config import ConfigError, ServingOptions
-
     try:
         serving = ServingOptions(
             max_batch_size=args.max_batch_size,

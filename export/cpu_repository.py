@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from tritonclient.grpc import model_config_pb2 as mc
@@ -35,10 +35,23 @@ SHARED_FIELDS = (
 )
 
 
+# How the CPU is split between instances and onnxruntime threads, when not given (None = auto):
+# measured by `make cpu-sweep` (docs/benchmarks/CPU_SWEEP.md) on 2 cores. A model that infers one
+# photo in a few ms on one thread (the bundled 96 px CNN: ~8 ms) gains ~2x throughput at c=16 from
+# one single-thread instance per core, at the same lone-request latency: intra-op threads cost
+# more than they parallelise on small convolutions, and a lone python-backend instance showed
+# ~0.5 s queue stalls the second instance hides. A heavy one (ResNet18 at 224 px: ~39 ms on one
+# thread) serves a lone request almost 2x faster with all cores in one instance (22 ms) and loses
+# only ~15 % throughput at c=16, so it keeps one instance with every core. The boundary lies
+# between the two measured models; this is its midpoint.
+SMALL_MODEL_MS = 20.0
+
+
 @dataclass(frozen=True, kw_only=True)
 class CpuOptions:
-    instance_count: int = 1
-    intra_op_threads: int = 2
+    # None = chosen from the model's measured single-thread latency (resolve_layout).
+    instance_count: int | None = None
+    intra_op_threads: int | None = None
     # python-backend environment: a venv dir (or packed env) with numpy<2 + onnxruntime; "" = the
     # python3 first on PATH when Triton starts (the serving launcher puts .venv-triton there).
     execution_env_path: str = ""
@@ -46,17 +59,77 @@ class CpuOptions:
     # INT8 when its gate passes on the labelled test split, else FP32 — resolved by run_export.
     variant: str = "fp32"
 
+    # Why this layout (auto only): written to the config as the parameter cpu_layout.
+    layout_reason: str = ""
+
     def __post_init__(self) -> None:
-        if self.instance_count < 1 or self.intra_op_threads < 0:
+        if (self.instance_count is not None and self.instance_count < 1) or (
+            self.intra_op_threads is not None and self.intra_op_threads < 0
+        ):
             raise ValueError("instance_count must be >= 1 and intra_op_threads >= 0")
         if self.variant not in {"fp32", "int8", "auto"}:
             raise ValueError(f"variant must be fp32, int8 or auto, not {self.variant!r}")
+
+
+def available_cores() -> int:
+    """Cores this process may run on (a cgroup/affinity limit, not the host's count)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def single_thread_latency_ms(onnx_path: Path, image_size: int, runs: int = 7) -> float:
+    """Median batch-1 latency of ``onnx_path`` on one onnxruntime thread (after one warm-up run)."""
+    import time
+
+    import numpy as np
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+    feed = {session.get_inputs()[0].name: np.zeros((1, image_size, image_size, 3), dtype=np.uint8)}
+    session.run(None, feed)
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        session.run(None, feed)
+        times.append((time.perf_counter() - start) * 1e3)
+    return sorted(times)[len(times) // 2]
+
+
+def resolve_layout(canonical_model_dir: Path, options: CpuOptions) -> CpuOptions:
+    """Fill an auto (None) instance count / thread count from the newest version's measured cost."""
+    if options.instance_count is not None and options.intra_op_threads is not None:
+        return options
+    canonical = read_config(canonical_model_dir / CONFIG_FILENAME)
+    newest = max(version_dirs(canonical_model_dir))
+    ms = single_thread_latency_ms(
+        canonical_model_dir / str(newest) / "model.onnx", int(canonical.input[0].dims[0])
+    )
+    cores = available_cores()
+    small = ms <= SMALL_MODEL_MS
+    instances = options.instance_count if options.instance_count is not None else (cores if small else 1)
+    threads = options.intra_op_threads if options.intra_op_threads is not None else (1 if small else cores)
+    # "auto" only when nothing was given: a rebuild (make rollback) then measures the new newest
+    # version again; a partly given layout is kept as it stands.
+    both_auto = options.instance_count is None and options.intra_op_threads is None
+    kind, compared = ("auto" if both_auto else "partly given"), ("<=" if small else ">")
+    reason = (
+        f"{kind}: {ms:.1f} ms per photo on 1 thread {compared} {SMALL_MODEL_MS:g} ms, "
+        f"{cores} cores -> {instances} instance(s) x {threads} thread(s)"
+    )
+    return replace(options, instance_count=instances, intra_op_threads=threads, layout_reason=reason)
 
 
 def derive_config(canonical: mc.ModelConfig, options: CpuOptions | None = None) -> mc.ModelConfig:
     opts = options or CpuOptions()
     if opts.variant == "auto":
         raise ValueError("variant 'auto' must be resolved to fp32 or int8 before deriving the config")
+    if opts.instance_count is None or opts.intra_op_threads is None:
+        raise ValueError("an auto CPU layout must be resolved (resolve_layout) before deriving the config")
     derived = mc.ModelConfig()
     derived.CopyFrom(canonical)
     derived.ClearField("platform")
@@ -74,6 +147,8 @@ def derive_config(canonical: mc.ModelConfig, options: CpuOptions | None = None) 
         "model.int8.onnx" if opts.variant == "int8" else "model.onnx"
     )
     derived.parameters["precision"].string_value = opts.variant
+    if opts.layout_reason:
+        derived.parameters["cpu_layout"].string_value = opts.layout_reason
     if opts.execution_env_path:
         derived.parameters["EXECUTION_ENV_PATH"].string_value = opts.execution_env_path
     return derived
@@ -102,7 +177,7 @@ def build(canonical_model_dir: Path, cpu_repository: Path, options: CpuOptions |
     swapped in with renames, so a running Triton never sees a half-written model.
     """
     canonical = read_config(canonical_model_dir / CONFIG_FILENAME)
-    derived = derive_config(canonical, options)
+    derived = derive_config(canonical, resolve_layout(canonical_model_dir, options or CpuOptions()))
     problems = mismatches(canonical, derived)
     if problems:  # a bug in derive_config, never a user error
         raise RuntimeError(f"derived CPU config differs from the canonical one in {problems}")

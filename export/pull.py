@@ -120,8 +120,12 @@ def _flavor(canonical_dir: Path, flavor: str, out_root: Path) -> Path:
     if flavor == "gpu":
         return canonical_dir
     if flavor == "cpu":
+        # An explicit layout: the puller image has no onnxruntime to measure the model with, and a
+        # pod's CPU limit (ORT_THREADS) is not the node's core count.
         return build_cpu(
-            canonical_dir, out_root, CpuOptions(intra_op_threads=int(os.environ.get("ORT_THREADS", "2")))
+            canonical_dir,
+            out_root,
+            CpuOptions(instance_count=1, intra_op_threads=int(os.environ.get("ORT_THREADS", "2"))),
         )
     target = out_root / MODEL_NAME
     shutil.copytree(canonical_dir, target)

@@ -68,9 +68,14 @@ def cpu_options_from(cpu_model_dir: Path) -> CpuOptions:
     config = read_config(config_path)
     params = {k: v.string_value for k, v in config.parameters.items()}
     count = config.instance_group[0].count if config.instance_group else 1
+    if params.get("cpu_layout", "").startswith("auto"):
+        # Chosen for the model then newest: measured again for the version that now is.
+        instances, threads = None, None
+    else:
+        instances, threads = max(count, 1), int(params.get("ort_intra_op_threads") or 0)
     return CpuOptions(
-        instance_count=max(count, 1),
-        intra_op_threads=int(params.get("ort_intra_op_threads", "2") or 2),
+        instance_count=instances,
+        intra_op_threads=threads,
         execution_env_path=params.get("EXECUTION_ENV_PATH", ""),
         variant=params.get("precision", "fp32") or "fp32",
     )

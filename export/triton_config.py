@@ -29,7 +29,10 @@ class ServingOptions:
 
     max_batch_size: int = 64
     preferred_batch_sizes: tuple[int, ...] = (8, 16, 32)
-    max_queue_delay_us: int = 2_000
+    # 0, not 2000: measured by `make cpu-sweep` (docs/benchmarks/CPU_SWEEP.md) for the served model,
+    # a delay only made lone requests wait (c=1 img/s 107 at 0 vs 86 at 2000 µs) and cost img/s at
+    # c=8 (206 vs 150); batches still form from whatever queues while both instances are busy.
+    max_queue_delay_us: int = 0
     max_queue_size: int = 256
     queue_timeout_us: int = 5_000_000
     instance_count: int = 1

@@ -54,6 +54,6 @@ def exported(tmp_path_factory: pytest.TempPathFactory, models: Models, dataset: 
         cpu_repository=root / "model_repository_cpu",
         data=dataset,
         int8=True,
-        cpu=CpuOptions(intra_op_threads=1),
+        cpu=CpuOptions(instance_count=1, intra_op_threads=1),
     )
     return run_export(source(models.trained), request, say=lambda _: None)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from tritonclient.grpc import model_config_pb2 as mc
 
-from export.cpu_repository import SHARED_FIELDS, CpuOptions, derive_config, mismatches
+from export import cpu_repository
+from export.cpu_repository import SHARED_FIELDS, CpuOptions, derive_config, mismatches, resolve_layout
 from export.pipeline import ExportResult
 from export.triton_config import read_config
 
@@ -52,7 +53,7 @@ def test_options_reach_the_derived_config(exported: ExportResult) -> None:
 
 def test_mismatch_is_detected(exported: ExportResult) -> None:
     canonical = read_config(exported.model_dir / "config.pbtxt")
-    derived = derive_config(canonical)
+    derived = derive_config(canonical, CpuOptions(instance_count=1, intra_op_threads=1))
     derived.dynamic_batching.max_queue_delay_microseconds += 1
     derived.parameters["class_names"].string_value = '["dog", "cat"]'
     assert mismatches(canonical, derived) == ["dynamic_batching", "parameters[class_names]"]
@@ -61,3 +62,39 @@ def test_mismatch_is_detected(exported: ExportResult) -> None:
 def test_bad_cpu_options_are_refused() -> None:
     with pytest.raises(ValueError, match="variant"):
         CpuOptions(variant="int4")
+
+
+def test_an_auto_layout_must_be_resolved_before_deriving(exported: ExportResult) -> None:
+    canonical = read_config(exported.model_dir / "config.pbtxt")
+    with pytest.raises(ValueError, match="resolve_layout"):
+        derive_config(canonical, CpuOptions())
+
+
+@pytest.mark.parametrize(
+    ("latency_ms", "expected"),
+    [(5.0, (4, 1)), (cpu_repository.SMALL_MODEL_MS + 1, (1, 4))],
+    ids=["small model: one single-thread instance per core", "heavy model: one instance, every core"],
+)
+def test_auto_layout_follows_the_measured_latency(
+    exported: ExportResult, monkeypatch: pytest.MonkeyPatch, latency_ms: float, expected: tuple[int, int]
+) -> None:
+    monkeypatch.setattr(cpu_repository, "single_thread_latency_ms", lambda *_: latency_ms)
+    monkeypatch.setattr(cpu_repository, "available_cores", lambda: 4)
+    resolved = resolve_layout(exported.model_dir, CpuOptions())
+    assert (resolved.instance_count, resolved.intra_op_threads) == expected
+    assert f"{latency_ms:.1f} ms" in resolved.layout_reason
+    derived = derive_config(read_config(exported.model_dir / "config.pbtxt"), resolved)
+    assert derived.instance_group[0].count == expected[0]
+    assert derived.parameters["cpu_layout"].string_value == resolved.layout_reason
+    # A layout the user gave is kept as given, and nothing is measured for it.
+    monkeypatch.setattr(cpu_repository, "single_thread_latency_ms", lambda *_: pytest.fail("measured"))
+    given = CpuOptions(instance_count=3, intra_op_threads=2)
+    assert resolve_layout(exported.model_dir, given) is given
+
+
+def test_single_thread_latency_is_measured_on_the_real_model(exported: ExportResult) -> None:
+    size = read_config(exported.model_dir / "config.pbtxt").input[0].dims[0]
+    ms = cpu_repository.single_thread_latency_ms(
+        exported.model_dir / str(exported.version) / "model.onnx", size
+    )
+    assert 0 < ms < 10_000

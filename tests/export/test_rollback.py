@@ -120,3 +120,26 @@ def test_loadable_count_stops_at_the_first_other_size() -> None:
     assert loadable_count([32, 32, 48, 32], 5) == 2
     assert loadable_count([32, None], 2) == 1  # an unreadable version is never assumed to fit
     assert loadable_count([32], 2) == 1
+
+
+def test_a_rebuild_keeps_a_given_layout_and_measures_an_auto_one_again(tmp_path: Path) -> None:
+    from tritonclient.grpc import model_config_pb2 as mc
+
+    from export.rollback import cpu_options_from
+    from export.triton_config import write_config
+
+    def config_with(layout: str | None) -> Path:
+        folder = tmp_path / (layout or "given").split(":")[0]
+        folder.mkdir()
+        config = mc.ModelConfig(name="cats_dogs")
+        config.instance_group.append(mc.ModelInstanceGroup(kind=mc.ModelInstanceGroup.KIND_CPU, count=3))
+        config.parameters["ort_intra_op_threads"].string_value = "2"
+        if layout is not None:
+            config.parameters["cpu_layout"].string_value = layout
+        write_config(config, folder / "config.pbtxt")
+        return folder
+
+    given = cpu_options_from(config_with(None))
+    assert (given.instance_count, given.intra_op_threads) == (3, 2)
+    auto = cpu_options_from(config_with("auto: 8.0 ms per photo on 1 thread <= 20 ms, 2 cores -> 2 x 1"))
+    assert (auto.instance_count, auto.intra_op_threads) == (None, None)

@@ -37,7 +37,11 @@ def test_canonical_config_fields() -> None:
     assert list(config.output[0].dims) == [2] and config.output[0].data_type == mc.TYPE_FP32
     assert config.output[0].label_filename == "labels.txt"
     batching = config.dynamic_batching
-    assert list(batching.preferred_batch_size) == [8, 16, 32] and batching.max_queue_delay_microseconds > 0
+    assert list(batching.preferred_batch_size) == [8, 16, 32]
+    # The default delay is 0 (chosen by the CPU sweep); a given one reaches the config.
+    assert batching.max_queue_delay_microseconds == 0
+    delayed = build_config(FACTS, ServingOptions(max_queue_delay_us=1234)).dynamic_batching
+    assert delayed.max_queue_delay_microseconds == 1234
     policy = batching.default_queue_policy
     assert policy.timeout_action == mc.ModelQueuePolicy.REJECT
     assert policy.max_queue_size > 0 and policy.default_timeout_microseconds > 0

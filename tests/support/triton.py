@@ -127,7 +127,7 @@ def write_test_repositories(root: Path, classifier: torch.nn.Module, version: in
         record,
         cpu_repository=cpu_repository,
         serving=serving,
-        cpu=CpuOptions(intra_op_threads=1),
+        cpu=CpuOptions(instance_count=1, intra_op_threads=1),
         say=lambda _: None,
     )
     return cpu_repository
