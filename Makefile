@@ -28,7 +28,8 @@ IMAGE_SIZE ?= $(or $(shell awk '/^image_size:/ {print $$2}' $(RECIPE) 2>/dev/nul
 PYTEST_ARGS ?=
 
 .PHONY: help setup download ingest preprocess train evaluate export-onnx rollback triton gateway up stop \
-        test lint format mlflow-ui smoke-test dvc-repro clean score perf build run compose-up compose-down deploy-k8s bench reload fuzz replicas images promote pull reliability
+        test lint format mlflow-ui smoke-test dvc-repro clean score perf build run compose-up compose-down deploy-k8s bench reload fuzz replicas images promote pull reliability \
+        cpu-sweep rss-probe
 
 help: ## List the targets and the variables they read
 	@echo "targets:"
@@ -46,8 +47,10 @@ help: ## List the targets and the variables they read
 #: IN             score: the folder or manifest (.csv/.parquet) to score
 #: OUT            score: the results file (.csv or .parquet)
 #: SCORE_ARGS     score: more python -m scoring flags, e.g. SCORE_ARGS="--shard 0/4 --batch-size 64"
-#: PERF_IMAGES    perf, bench: the folder of photos to send (PETS_DEV_DIR also sets it)
+#: PERF_IMAGES    perf, bench, cpu-sweep, rss-probe: the folder of photos to send (PETS_DEV_DIR also sets it)
 #: BENCH_ARGS     bench: more python -m benchmarks.suite flags
+#: SWEEP_ARGS     cpu-sweep: more python -m benchmarks.cpu_sweep flags (e.g. --rounds 1)
+#: RSS_ARGS       rss-probe: more python -m benchmarks.rss_probe flags (e.g. --requests 50000)
 #: URL            smoke-test: the gateway to check (default http://127.0.0.1:8000)
 #: OVERLAY        deploy-k8s: gpu (default) or cpu
 #: FUZZ_EXAMPLES  fuzz: examples per test and per OpenAPI operation
@@ -135,6 +138,12 @@ perf: setup ## Sweeps: Triton direct (real perf_analyzer vs the Python generator
 
 bench: setup ## Benchmark suite (side by side, medians of 3) → docs/benchmarks/{BENCHMARKS.md,results.json} + charts
 	$(PY) -m benchmarks.suite $(if $(PERF_IMAGES),--images "$(PERF_IMAGES)") $(BENCH_ARGS)
+
+cpu-sweep: setup ## Measure CPU Triton variants (instances × ORT threads, queue delay, preferred batches) → docs/benchmarks/CPU_SWEEP.md
+	$(PY) -m benchmarks.cpu_sweep $(if $(PERF_IMAGES),--images "$(PERF_IMAGES)") --resnet18 --record $(SWEEP_ARGS)
+
+rss-probe: setup ## Gateway RSS under sustained load: glibc default vs MALLOC_ARENA_MAX=2 vs tracemalloc → docs/benchmarks/RSS_PROBE.md
+	$(PY) -m benchmarks.rss_probe $(if $(PERF_IMAGES),--images "$(PERF_IMAGES)") --record $(RSS_ARGS)
 
 replicas: setup ## nginx → 2 gateways → 2 Tritons + one PostgreSQL on loopback, until Ctrl-C (GATEWAYS=, TRITONS=)
 	$(PY) -m serving.topology --gateways $(or $(GATEWAYS),2) --tritons $(or $(TRITONS),2)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import os
 import re
 import statistics
 import subprocess
@@ -71,6 +72,49 @@ class LevelProbe(Protocol):
     async def before(self, level: int) -> None: ...
 
     async def after(self, level: int, result: LevelResult) -> None: ...
+
+
+def cpu_seconds(pids: Sequence[int]) -> float:
+    """User + system CPU seconds of ``pids`` and their live descendants (Triton's python stubs)."""
+    from benchmarks.stack import process_tree
+
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid in {each for root in pids for each in process_tree(root)}:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime (stat fields 14, 15)
+    return total
+
+
+@dataclass
+class CpuProbe:
+    """CPU milliseconds per request spent by each process group during a level (warm-up excluded).
+
+    On a machine where client, gateway and Triton share the cores, throughput is bounded by the
+    sum of these: the split says which process a ratio between two targets is paid by.
+    """
+
+    groups: dict[str, Sequence[int]]  # name → pids; the name "client" means this process
+    per_level: dict[int, list[dict[str, float]]] = field(default_factory=dict)
+    _start: dict[str, float] = field(default_factory=dict)
+
+    def _now(self) -> dict[str, float]:
+        return {
+            name: time.process_time() if name == "client" else cpu_seconds(pids)
+            for name, pids in self.groups.items()
+        }
+
+    async def before(self, level: int) -> None:
+        self._start = self._now()
+
+    async def after(self, level: int, result: LevelResult) -> None:
+        end, n = self._now(), max(result.requests, 1)
+        self.per_level.setdefault(level, []).append(
+            {name: (end[name] - self._start[name]) * 1e3 / n for name in self.groups}
+        )
 
 
 async def run_matrix(

@@ -93,6 +93,11 @@ def target_rows(res: dict[str, Any]) -> list[tuple[str, str, float, bool, str]]:
             (f"served model: gateway / decode-only bound img/s, c={top}", f"≥ {SERVED_BOUND_TARGET}", r,
              r >= SERVED_BOUND_TARGET, "×")
         )  # fmt: skip
+        low = min(res["served"]["levels"])
+        r = _served_paired(res["served"], "gateway", "baseline", low)
+        rows.append((f"served model: gateway / baseline img/s, c={low}", "≥ 0.9×", r, r >= 0.9, "×"))
+        r = _served_paired(res["served"], "gateway", "baseline", low, "p99_us")
+        rows.append((f"served model: gateway p99 / baseline p99, c={low}", "≤ 1.5×", r, r <= 1.5, "×"))
     return rows
 
 
@@ -117,9 +122,9 @@ def _served_median(served: dict[str, Any], target: str, c: int, key: str = "infe
     return _med([r[key] for r in _served_runs(served, target, c)])
 
 
-def _served_paired(served: dict[str, Any], a: str, b: str, c: int) -> float:
+def _served_paired(served: dict[str, Any], a: str, b: str, c: int, key: str = "infer_per_s") -> float:
     pairs = zip(_served_runs(served, a, c), _served_runs(served, b, c), strict=True)
-    return _med([x["infer_per_s"] / max(y["infer_per_s"], 1e-9) for x, y in pairs])
+    return _med([x[key] / max(y[key], 1e-9) for x, y in pairs])
 
 
 def served_bound_ratio(served: dict[str, Any], c: int) -> float:
@@ -261,6 +266,46 @@ def render_served(res: dict[str, Any], charts: dict[str, Path], link: Any) -> li
         ]
         lines += [f"| {own:.1f} | {incl:.1f} | `{fn}` |" for fn, own, incl in profile["top"][:10]]
         lines.append("")
+    return lines
+
+
+def cpu_split(res: dict[str, Any], c: int) -> dict[str, float] | None:
+    """Median CPU ms per request by process, FP32 gateway path vs Triton direct, at level ``c``."""
+    cpu = res.get("cpu_per_request") or {}
+    gw, direct = cpu.get("gateway_fp32", {}).get(str(c)), cpu.get("triton_fp32", {}).get(str(c))
+    if not gw or not direct:
+        return None
+    out = {f"gw_{k}": _med([r[k] for r in gw]) for k in gw[0]}
+    out.update({f"direct_{k}": _med([r[k] for r in direct]) for k in direct[0]})
+    gw_total = out["gw_gateway"] + out["gw_triton"] + out["gw_client"]
+    direct_total = out["direct_triton"] + out["direct_client"]
+    # All three share the cores: CPU-bound throughput is cores / total CPU per request.
+    out["ratio_machine"] = direct_total / gw_total
+    # Clients elsewhere: only the servers' CPU counts.
+    out["ratio_servers"] = out["direct_triton"] / (out["gw_triton"] + out["gw_gateway"])
+    return out
+
+
+def cpu_split_lines(res: dict[str, Any]) -> list[str]:
+    rows = [(c, cpu_split(res, c)) for c in _levels(res)]
+    if not any(split for _, split in rows):
+        return []
+    lines = [
+        "",
+        "CPU per request, by process (ms, medians over runs; /proc utime+stime across each level, warm-up "
+        "excluded; Triton includes its python-backend stubs, the client is the load generator):",
+        "",
+        "| c | gateway path: gateway | Triton | client | direct: Triton | client "
+        "| CPU-implied gateway/direct, shared cores | same, clients elsewhere |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for c, x in rows:
+        if x:
+            lines.append(
+                f"| {c} | {x['gw_gateway']:.2f} | {x['gw_triton']:.2f} | {x['gw_client']:.2f} "
+                f"| {x['direct_triton']:.2f} | {x['direct_client']:.2f} | {x['ratio_machine']:.2f} "
+                f"| {x['ratio_servers']:.2f} |"
+            )
     return lines
 
 
@@ -440,6 +485,7 @@ def render(res: dict[str, Any], charts: dict[str, Path], out: Path) -> str:
                 f"| {_median(res, t, c, 'p99_us') / 1e3:.1f} | {_list(runs)} "
                 f"| {f'{_med(batch):.1f}' if batch else '–'} |"
             )
+    lines += cpu_split_lines(res)
     errors = {t: sum(r["errors"] for c in _levels(res) for r in _runs(res, t, c)) for t in TARGETS}
     lines += [
         "",
@@ -587,7 +633,92 @@ def render(res: dict[str, Any], charts: dict[str, Path], out: Path) -> str:
         achieved = rate * gflop
         lines.append(f"| {name} | {rate:.1f} | {achieved:.1f} | {100 * achieved / measured:.1f} % |{share}")
     lines.append("")
+    lines += render_companions(res)
     return "\n".join(lines)
+
+
+# --- companion runs (make cpu-sweep, make rss-probe), copied into results.json by the suite --------
+
+
+def sweep_table(result: dict[str, Any]) -> list[str]:
+    """One model's CPU-sweep variants, fastest at the top level first."""
+    levels = result["concurrency"]
+    head = " | ".join(f"c={c} img/s (p99 ms)" for c in levels)
+    lines = [
+        f"### {result['architecture']} at {result['image_size']} px ({result['precision']})",
+        "",
+        f"| variant | {head} |",
+        "|---|" + "---:|" * len(levels),
+    ]
+    chosen, current = result["chosen"], result["current_default"]
+    for row in sorted(result["variants"], key=lambda r: -r["median_img_s"][str(max(levels))]):
+        label = row["variant"]["label"]
+        marks = " **chosen**" if label == chosen else ""
+        marks += " (previous default)" if label == current else ""
+        cells = " | ".join(
+            f"{row['median_img_s'][str(c)]:.1f} ({row['median_p99_ms'][str(c)]:.1f})" for c in levels
+        )
+        lines.append(f"| {label}{marks} | {cells} |")
+    lines += ["", f"Chosen by the rule: {result['rule']}. Export flags: `{result['chosen_flags']}`.", ""]
+    return lines
+
+
+def rss_table(document: dict[str, Any]) -> list[str]:
+    """The memory probe's modes side by side, and what grew in the Python heap."""
+    lines = [
+        "| mode | RSS start MiB | RSS end MiB | growth | img/s (median) |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for r in document["results"]:
+        rates = sorted(p["img_s"] for p in r["points"] if p["img_s"])
+        lines.append(
+            f"| {r['mode']} | {r['rss_start_mib']:.1f} | {r['rss_end_mib']:.1f} | {r['growth_pct']:+.1f} % "
+            f"| {rates[len(rates) // 2]:.0f} |"
+        )
+    traced = next((r for r in document["results"] if r["mode"] == "traced"), None)
+    if traced:
+        lines += [
+            "",
+            f"Python heap (tracemalloc) in the traced run: {traced['traced_start_mib']:.1f} → "
+            f"{traced['traced_end_mib']:.1f} MiB ({traced['traced_growth_mib']:+.2f} MiB). "
+            "Largest growth by line:",
+            "",
+            "| where | KiB | blocks |",
+            "|---|---:|---:|",
+            *(
+                f"| {t['where']} | {t['size_diff_kib']:+.1f} | {t['count_diff']:+d} |"
+                for t in traced["top_growth"]
+            ),
+        ]
+    return [*lines, ""]
+
+
+def render_companions(res: dict[str, Any]) -> list[str]:
+    lines: list[str] = []
+    sweep = res.get("cpu_sweep")
+    if sweep:
+        lines += [
+            "## CPU Triton configuration (`make cpu-sweep`)",
+            "",
+            f"From [CPU_SWEEP.md](CPU_SWEEP.md), measured {sweep['date_utc']} ({sweep['minutes']} min) with "
+            f"NVIDIA perf_analyzer; medians of {sweep['results'][0]['rounds']} interleaved rounds. "
+            f"Command: `{sweep['command']}`",
+            "",
+        ]
+        for result in sweep["results"]:
+            lines += sweep_table(result)
+    rss = res.get("rss_probe")
+    if rss:
+        lines += [
+            "## Gateway memory probe (`make rss-probe`)",
+            "",
+            f"From [RSS_PROBE.md](RSS_PROBE.md), measured {rss['date_utc']} ({rss['minutes']} min): "
+            f"{rss['requests']} requests per mode after {rss['warmup']} warm-up, concurrency "
+            f"{rss['concurrency']}, {rss['model']}. Command: `{rss['command']}`",
+            "",
+            *rss_table(rss),
+        ]
+    return lines
 
 
 SCORER_BATCH_TEXT = "32 images, 4 in flight"

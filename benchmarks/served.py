@@ -76,7 +76,7 @@ def run(args: Any, cleanups: list[Callable[[], object]], say: Callable[[str], No
                 [load_for_model(p.read_bytes(), size) for p in photos[:: max(1, len(photos) // 64)][:64]]
             )
             t0 = time.perf_counter()
-            repos = stack.build_repositories(checkpoint, work, calibration, cpu_threads=args.threads)
+            repos = stack.build_repositories(checkpoint, work, calibration)
             export_s = time.perf_counter() - t0
             config = read_config(repos.cpu / MODEL_NAME / CONFIG_FILENAME)
             precision = config.parameters["precision"].string_value or "fp32"

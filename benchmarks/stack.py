@@ -11,6 +11,7 @@ Triton starts through ``serving.triton.TritonLauncher`` and the gateway through
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import subprocess
 import sys
@@ -74,8 +75,10 @@ class Repositories:
 
 
 def build_repositories(
-    checkpoint: Path, work: Path, calibration: np.ndarray, *, cpu_threads: int = 2
+    checkpoint: Path, work: Path, calibration: np.ndarray, *, cpu: CpuOptions | None = None
 ) -> Repositories:
+    """The repositories ``python -m export`` writes; ``cpu`` defaults to what users get (CpuOptions())."""
+    cpu = cpu or CpuOptions()
     model, meta = load_checkpoint(checkpoint)
     size = int(meta.image_size)
     repository = work / "model_repository"
@@ -102,13 +105,11 @@ def build_repositories(
         repository,
         record,
         cpu_repository=cpu_root,
-        cpu=CpuOptions(intra_op_threads=cpu_threads),
+        cpu=cpu,
         say=lambda _: None,
     )
     canonical = written.model_dir
-    staged_int8 = build(
-        canonical, work / "int8_staging", CpuOptions(intra_op_threads=cpu_threads, variant="int8")
-    )
+    staged_int8 = build(canonical, work / "int8_staging", dataclasses.replace(cpu, variant="int8"))
     _rename_model(staged_int8, cpu_root / INT8_MODEL)
     shutil.rmtree(work / "int8_staging", ignore_errors=True)
     derive_without_dynamic_batching(cpu_root / MODEL_NAME, cpu_root / NOBATCH_MODEL)
@@ -199,10 +200,15 @@ class BaselineServer:
         self.process = None
 
 
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its live descendants."""
+    return [pid, *_children(pid)]
+
+
 def rss_bytes(pid: int) -> int:
     """Resident set size of ``pid`` plus its children (a server that forks workers counts them all)."""
     total = 0
-    for each in [pid, *_children(pid)]:
+    for each in process_tree(pid):
         try:
             for line in Path(f"/proc/{each}/status").read_text().splitlines():
                 if line.startswith("VmRSS:"):

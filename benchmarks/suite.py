@@ -43,6 +43,7 @@ TRAINED_CHECKPOINT = PROJECT_ROOT / ARTIFACTS_DIR / "checkpoints" / "last.pt"
 SERVED_CHECKPOINT = PROJECT_ROOT / "models" / "bundled" / "model.pt"  # what `make up` serves
 REPORT = PROJECT_ROOT / "docs" / "benchmarks" / "BENCHMARKS.md"
 RESULTS_FILE = "results.json"  # written next to the report: the raw figures it is rendered from
+COMPANIONS = ("cpu_sweep", "rss_probe")  # <name>.json next to the report, written by their own runs
 
 
 def _levels(text: str) -> list[int]:
@@ -211,7 +212,7 @@ def run_suite(args: argparse.Namespace, say: Callable[[str], None]) -> dict[str,
     checkpoint = stack.random_checkpoint(work / f"{args.model}-random.pt", spec)
     calibration = np.stack([load_for_model(p.read_bytes(), args.image_size) for p in sample_photos])
     t0 = time.perf_counter()
-    repos = stack.build_repositories(checkpoint, work, calibration, cpu_threads=args.threads)
+    repos = stack.build_repositories(checkpoint, work, calibration)
     res["export_s"] = time.perf_counter() - t0
     model, _ = load_checkpoint(checkpoint)
     res["flops_per_image"] = measure.flops_per_image(model, args.image_size)
@@ -271,7 +272,9 @@ def run_suite(args: argparse.Namespace, say: Callable[[str], None]) -> dict[str,
         res["baseline_start_s"] = baseline.start()
 
         say(f"[4/10] load matrix: concurrency {args.concurrency}, {args.runs} runs × ≤{args.duration:g} s")
-        res["matrix"] = asyncio.run(_load_matrix(args, triton_opts, gw, gw_int8, baseline.url, say))
+        res["matrix"], res["cpu_per_request"] = asyncio.run(
+            _load_matrix(args, triton_opts, gw, gw_int8, baseline.url, say)
+        )
         say("[5/10] dynamic batching on vs off")
         res["batching"] = asyncio.run(_batching(args, triton_opts, say))
         say("[6/10] bulk scoring vs Triton direct")
@@ -316,8 +319,9 @@ async def _load_matrix(
     gw_int8: Any,
     baseline_url: str,
     say: Callable[[str], None],
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], dict[str, Any]]:
     from benchmarks import measure, stack
+    from serving.processes import read_pid
 
     top = max(args.concurrency)
     senders = await measure.senders_for(
@@ -336,13 +340,27 @@ async def _load_matrix(
         "gateway_int8": (triton.metrics_url, stack.INT8_MODEL),
         "triton_fp32": (triton.metrics_url, MODEL_NAME),
     }
+    # Who pays for each request: the FP32 gateway path vs Triton direct, process by process.
+    gateway_pid, triton_pid = read_pid(gw.pid_file), read_pid(triton.pid_file)
+    probes: dict[str, measure.LevelProbe] = {}
+    cpu: dict[str, measure.CpuProbe] = {}
+    if gateway_pid is not None and triton_pid is not None:
+        cpu = {
+            "gateway_fp32": measure.CpuProbe(
+                {"gateway": [gateway_pid], "triton": [triton_pid], "client": []}
+            ),
+            "triton_fp32": measure.CpuProbe({"triton": [triton_pid], "client": []}),
+        }
+        probes = dict(cpu)
     matrix = await measure.run_matrix(
         senders, metrics, args.concurrency, runs=args.runs, duration_s=args.duration,
-        max_requests=args.max_requests, say=say,
+        max_requests=args.max_requests, probes=probes, say=say,
     )  # fmt: skip
-    return {
+    results = {
         t: {str(c): [r.as_dict() for r in rs] for c, rs in by_c.items()} for t, by_c in matrix.results.items()
     }
+    cpu_ms = {t: {str(c): runs for c, runs in probe.per_level.items()} for t, probe in cpu.items()}
+    return results, cpu_ms
 
 
 async def _batching(args: argparse.Namespace, triton: Any, say: Callable[[str], None]) -> dict[str, Any]:
@@ -496,7 +514,7 @@ def _int8(args: argparse.Namespace, repos: Any, say: Callable[[str], None]) -> d
     pixels = np.stack([load_for_model(p.read_bytes(), meta.image_size) for p in files])
     work = args.work.resolve() / "accuracy"
     calibration = np.stack([load_for_model(p.read_bytes(), meta.image_size) for p in calib_files])
-    repos_trained = stack.build_repositories(ckpt, work, calibration, cpu_threads=args.threads)
+    repos_trained = stack.build_repositories(ckpt, work, calibration)
     out["accuracy"] = {
         "checkpoint": portable_path(ckpt),
         "architecture": meta.model_name,
@@ -549,6 +567,11 @@ def main(argv: list[str] | None = None) -> int:
     results["command"] = command.strip()
     results["wall_s"] = time.perf_counter() - started
     results["peak_gflops"] = args.peak_gflops
+    # The companion runs recorded beside the report (make cpu-sweep, make rss-probe) are copied in,
+    # so the report and its results.json carry every figure the analysis cites.
+    for key in COMPANIONS:
+        companion = args.out.parent / f"{key}.json"
+        results[key] = json.loads(companion.read_text()) if companion.is_file() else None
     # The report is rendered from the JSON text it is committed with (next to it), so
     # `python -m benchmarks.report <that results.json>` writes the same bytes again.
     text = json.dumps(results, indent=2, default=str) + "\n"
