@@ -17,6 +17,7 @@ commit, tracking/batch_writer.py).
 from __future__ import annotations
 
 import abc
+import itertools
 import sqlite3
 import threading
 import time
@@ -25,6 +26,10 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
+
+from tracking.stats import WindowColumns
 
 # (name, SQLite type, PostgreSQL type, constraint): the single definition both dialects use.
 COLUMNS: tuple[tuple[str, str, str, str], ...] = (
@@ -168,6 +173,46 @@ class PredictionStore(abc.ABC):
             return self._query("SELECT * FROM predictions ORDER BY ts")
         return self._query(self._sql("SELECT * FROM predictions WHERE ts >= ? ORDER BY ts"), (since_ts,))
 
+    @abc.abstractmethod
+    def _scan(self, sql: str, params: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
+        """Rows of a read-only query as plain tuples, one at a time (never all as Python objects)."""
+
+    def window_columns(self, since_ts: float | None) -> WindowColumns:
+        """The statistics' inputs for rows with ``ts >= since_ts`` (all when None), streamed."""
+        where, params = ("WHERE ts >= ?", (since_ts,)) if since_ts is not None else ("", ())
+        counts = {
+            str(row["predicted_class"]): int(row["n"])
+            for row in self._query(
+                self._sql(
+                    f"SELECT predicted_class, COUNT(*) AS n FROM predictions {where} GROUP BY predicted_class"
+                ),
+                params,
+            )
+        }
+        values = np.fromiter(
+            itertools.chain.from_iterable(
+                self._scan(self._sql(f"SELECT latency_ms, confidence FROM predictions {where}"), params)
+            ),
+            dtype=np.float64,
+        ).reshape(-1, 2)
+        labelled_where = f"{where} AND" if where else "WHERE"
+        labelled = [
+            (str(row["true_label"]), str(row["predicted_class"]))
+            for row in self._query(
+                self._sql(
+                    "SELECT true_label, predicted_class FROM predictions "
+                    f"{labelled_where} true_label IS NOT NULL"
+                ),
+                params,
+            )
+        ]
+        return WindowColumns(
+            class_counts=counts,
+            latency_ms=values[:, 0].copy(),
+            confidence=values[:, 1].copy(),
+            labelled=labelled,
+        )
+
     def predicted_classes(self) -> tuple[str, ...]:
         rows = self._query("SELECT DISTINCT predicted_class FROM predictions")
         return tuple(sorted(str(row["predicted_class"]) for row in rows))
@@ -246,6 +291,13 @@ class SqliteStore(PredictionStore):
     def _query(self, sql: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
         return [dict(row) for row in self._connection().execute(sql, params).fetchall()]
 
+    def _scan(self, sql: str, params: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
+        cursor = self._connection().execute(sql, params)
+        try:
+            yield from (tuple(row) for row in cursor)
+        finally:
+            cursor.close()
+
     def _compact(self) -> None:
         conn = self._connection()
         conn.execute("PRAGMA incremental_vacuum")
@@ -323,6 +375,13 @@ class PostgresStore(PredictionStore):
         with self._transaction() as conn:
             rows: list[dict[str, Any]] = conn.execute(sql, params).fetchall()
         return rows
+
+    def _scan(self, sql: str, params: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
+        from psycopg.rows import tuple_row
+
+        with self._transaction() as conn, conn.cursor(row_factory=tuple_row) as cursor:
+            cursor.execute(sql, params)
+            yield from cursor
 
     def _compact(self) -> None:
         """Nothing to do: PostgreSQL's autovacuum reclaims deleted rows by itself."""

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from contract.paths import PREDICTIONS_DB
-from tracking.stats import compute_stats
+from tracking.stats import stats_from_columns
 from tracking.store import PredictionRecord, open_store
 
 DEFAULT_DB = Path(PREDICTIONS_DB)
@@ -99,7 +99,8 @@ class PerformanceTracker:
     def get_current_stats(self, window: str | None = None) -> dict[str, Any]:
         window_s = parse_window(window)
         since = time.time() - window_s if window_s is not None else None
-        stats = compute_stats(self.store.rows_since(since), self.class_names)
+        # Streamed columns, not rows: the window may hold ~10^6 predictions (tracking/stats.py).
+        stats = stats_from_columns(self.store.window_columns(since), self.class_names)
         stats["window"] = window or "all"
         stats["generated_at"] = time.time()
         return stats

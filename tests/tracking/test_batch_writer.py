@@ -120,6 +120,9 @@ class _Outage(PredictionStore):
     def _query(self, sql, params=()):  # type: ignore[no-untyped-def]
         raise NotImplementedError
 
+    def _scan(self, sql, params=()):  # type: ignore[no-untyped-def]
+        raise NotImplementedError
+
     def _compact(self) -> None:
         raise NotImplementedError
 

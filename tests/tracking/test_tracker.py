@@ -211,3 +211,59 @@ def test_a_log_without_client_request_id_gains_the_column(tmp_path: Path) -> Non
     row = tracker.store.get("old")
     assert row is not None and set(row) == {c[0] for c in COLUMNS}
     assert tracker.add_feedback("old", "cat") is True
+
+
+def _fill(store: object, n: int, labelled_every: int = 7) -> None:
+    from tracking.store import PredictionRecord, PredictionStore
+
+    assert isinstance(store, PredictionStore)
+    rng = __import__("random").Random(3)
+    store.record_many(
+        [
+            PredictionRecord(
+                id=f"r{i}",
+                predicted_class="cat" if rng.random() < 0.4 else "dog",
+                confidence=round(0.5 + rng.random() / 2, 4),
+                latency_ms=round(rng.random() * 90, 3),
+                true_label=("cat" if rng.random() < 0.5 else "dog") if i % labelled_every == 0 else None,
+                ts=1_000.0 + i,
+            )
+            for i in range(n)
+        ]
+    )
+
+
+@pytest.mark.parametrize("since", [None, 1_300.0], ids=["whole log", "window"])
+def test_streamed_window_gives_the_same_stats_as_the_rows(log_location: str, since: float | None) -> None:
+    from tracking.stats import compute_stats, stats_from_columns
+    from tracking.store import open_store
+
+    store = open_store(log_location)
+    try:
+        _fill(store, 500)
+        streamed = stats_from_columns(store.window_columns(since), ("cat", "dog"))
+        assert streamed == compute_stats(store.rows_since(since), ("cat", "dog"))
+        assert streamed["counts"]["predictions"] == (500 if since is None else 200)
+    finally:
+        store.close()
+
+
+def test_stats_over_a_large_window_do_not_hold_a_python_object_per_row(tmp_path: Path) -> None:
+    """The gauges' recomputation must not grow the gateway's memory with the log (make rss-probe)."""
+    import tracemalloc
+
+    rows = 20_000
+    tracker = PerformanceTracker(tmp_path / "big.db", ("cat", "dog"))
+    try:
+        _fill(tracker.store, rows, labelled_every=100)
+        tracemalloc.start()
+        try:
+            stats = tracker.get_current_stats()
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        assert stats["counts"]["predictions"] == rows
+        # Two float64 arrays are 16 bytes a row (doubled while growing); a dict per row was ~400.
+        assert peak < 100 * rows, f"peak {peak / rows:.0f} bytes per row"
+    finally:
+        tracker.close()
