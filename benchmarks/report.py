@@ -675,7 +675,7 @@ def rss_table(document: dict[str, Any]) -> list[str]:
             f"| {r['mode']} | {r['rss_start_mib']:.1f} | {r['rss_end_mib']:.1f} | {r['growth_pct']:+.1f} % "
             f"| {rates[len(rates) // 2]:.0f} |"
         )
-    traced = next((r for r in document["results"] if r["mode"] == "traced"), None)
+    traced = next((r for r in document["results"] if r["mode"].startswith("traced")), None)
     if traced:
         lines += [
             "",

@@ -8,6 +8,9 @@ its RSS read from /proc every ``--step`` requests after a warm-up:
 
 - ``default``: as users run it (glibc malloc, one arena per thread that allocates),
 - ``arena2``: the same with ``MALLOC_ARENA_MAX=2`` (the glibc control for per-thread arenas),
+- ``mmap128k``: the same with ``MALLOC_MMAP_THRESHOLD_=131072``: glibc otherwise raises its mmap
+  threshold each time a large block is freed, so later decode-size buffers come from the heap and
+  can fragment it; a fixed threshold keeps them in mmap (returned to the OS on free),
 - ``traced``: the same as default under tracemalloc (benchmarks/traced_gateway.py), a snapshot at
   every step: Python-level growth by source line. Traced memory flat while RSS grows means the
   growth is below Python (allocator arenas, fragmentation, C extensions), not a Python leak.
@@ -45,13 +48,14 @@ from training.checkpoint import load_checkpoint
 DEFAULT_CHECKPOINT = PROJECT_ROOT / "models" / "bundled" / "model.pt"
 DEFAULT_OUT = PROJECT_ROOT / "build" / "rss-probe"
 RECORD_DIR = PROJECT_ROOT / "docs" / "benchmarks"
-MODES = ("default", "arena2", "traced")
+MODES = ("default", "arena2", "mmap128k", "traced")
 TOP_LINES = 12
 
 
 def _gateway_env(mode: str, work: Path, port: int, triton_url: str) -> dict[str, str]:
     env = dict(os.environ)
-    env.pop("MALLOC_ARENA_MAX", None)
+    for name in ("MALLOC_ARENA_MAX", "MALLOC_MMAP_THRESHOLD_"):
+        env.pop(name, None)
     env.update(
         {
             "HOST": "127.0.0.1",
@@ -64,6 +68,8 @@ def _gateway_env(mode: str, work: Path, port: int, triton_url: str) -> dict[str,
     )
     if mode == "arena2":
         env["MALLOC_ARENA_MAX"] = "2"
+    if mode == "mmap128k":
+        env["MALLOC_MMAP_THRESHOLD_"] = str(128 * 1024)
     if mode == "traced":
         env["TRACEMALLOC_SNAPSHOT_DIR"] = str(work / "snapshots")
     return env
@@ -135,7 +141,7 @@ async def run_mode(args: argparse.Namespace, mode: str, work: Path, triton_url: 
         log.close()
     first, last = points[0]["rss"], points[-1]["rss"]
     out: dict[str, Any] = {
-        "mode": mode,
+        "mode": f"{mode} {args.tag}" if args.tag else mode,
         "points": points,
         "rss_start_mib": first / 2**20,
         "rss_end_mib": last / 2**20,
@@ -179,7 +185,7 @@ def chart(results: Sequence[dict[str, Any]], path: Path) -> None:
     for r in results:
         xs = [p["requests"] for p in r["points"]]
         ax.plot(xs, [p["rss"] / 2**20 for p in r["points"]], marker="o", label=f"{r['mode']} RSS")
-        if r["mode"] == "traced":
+        if r["mode"].startswith("traced"):
             ax.plot(xs, [p["traced"] / 2**20 for p in r["points"]], ls="--", label="traced: Python heap")
     ax.set_xlabel("requests after warm-up")
     ax.set_ylabel("MiB")
@@ -227,6 +233,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--concurrency", type=int, default=8, help="requests in flight")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="work folder (repository, logs, snapshots)")
     p.add_argument(
+        "--tag", default="", help="appended to each mode's name in the record (e.g. a code change measured)"
+    )
+    p.add_argument(
+        "--merge",
+        action="store_true",
+        help="keep the other modes of the existing rss_probe.json (measure only --modes, replace those)",
+    )
+    p.add_argument(
         "--record", action="store_true", help="write RSS_PROBE.md/.json/.png under docs/benchmarks"
     )
     return p
@@ -267,6 +281,13 @@ def main(argv: list[str] | None = None) -> int:
         "results": results,
     }
     dest = RECORD_DIR if args.record else work
+    previous = dest / "rss_probe.json"
+    if args.merge and previous.is_file():
+        measured = {r["mode"] for r in results}
+        kept = [r for r in json.loads(previous.read_text())["results"] if r["mode"] not in measured]
+        results = sorted([*kept, *results], key=lambda r: (MODES.index(r["mode"].split()[0]), r["mode"]))
+        document["results"] = results
+        document["command"] += " (merged into the earlier run's other modes)"
     (dest / "rss_probe.json").write_text(json.dumps(document, indent=2) + "\n")
     chart(results, dest / "rss_probe.png")
     (dest / "RSS_PROBE.md").write_text(markdown(document))

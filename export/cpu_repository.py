@@ -36,14 +36,14 @@ SHARED_FIELDS = (
 
 
 # How the CPU is split between instances and onnxruntime threads, when not given (None = auto):
-# measured by `make cpu-sweep` (docs/benchmarks/CPU_SWEEP.md) on 2 cores. A model that infers one
-# photo in a few ms on one thread (the bundled 96 px CNN: ~8 ms) gains ~2x throughput at c=16 from
-# one single-thread instance per core, at the same lone-request latency: intra-op threads cost
-# more than they parallelise on small convolutions, and a lone python-backend instance showed
-# ~0.5 s queue stalls the second instance hides. A heavy one (ResNet18 at 224 px: ~39 ms on one
-# thread) serves a lone request almost 2x faster with all cores in one instance (22 ms) and loses
-# only ~15 % throughput at c=16, so it keeps one instance with every core. The boundary lies
-# between the two measured models; this is its midpoint.
+# measured by `make cpu-sweep` (docs/benchmarks/CPU_SWEEP.md, 2 cores, max queue delay 0). A model
+# that infers one photo in a few ms on one thread (the bundled 96 px CNN: ~8 ms) does 2.1x the img/s
+# at c=16 with one single-thread instance per core (221 vs 105) at the same lone-request latency:
+# intra-op threads cost more than they parallelise on small convolutions, and a lone python-backend
+# instance showed ~0.5 s queue stalls that a second instance hides. A heavy one (ResNet18 at 224 px:
+# ~39 ms on one thread) serves a lone request 1.5x faster with every core in one instance (36.9 vs
+# 25.2 img/s at c=1) and gives up ~11 % at c=16 (42.1 vs 47.3), so it keeps one instance. The
+# boundary lies between the two measured models; this is its midpoint.
 SMALL_MODEL_MS = 20.0
 
 
