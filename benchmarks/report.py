@@ -329,7 +329,8 @@ def _list_s(values: Sequence[float]) -> str:
 
 
 def _fmt(v: float, unit: str) -> str:
-    return f"{v:.2f}{unit}" if unit == "×" else f"{v:.1f}{unit}"
+    # Ratios and percentages with two decimals: 4.97 % must not read as a rounded "5.0 %".
+    return f"{v:.2f}{unit}" if unit in ("×", " %") else f"{v:.1f}{unit}"
 
 
 def _chart_throughput(res: dict[str, Any], path: Path, key: str, ylabel: str, scale: float) -> None:
@@ -666,14 +667,15 @@ def sweep_table(result: dict[str, Any]) -> list[str]:
 def rss_table(document: dict[str, Any]) -> list[str]:
     """The memory probe's modes side by side, and what grew in the Python heap."""
     lines = [
-        "| mode | RSS start MiB | RSS end MiB | growth | img/s (median) |",
-        "|---|---:|---:|---:|---:|",
+        "| mode | RSS start MiB | RSS end MiB | growth | img/s (median) | RSS at each reading, MiB |",
+        "|---|---:|---:|---:|---:|---|",
     ]
     for r in document["results"]:
         rates = sorted(p["img_s"] for p in r["points"] if p["img_s"])
+        readings = " → ".join(f"{p['rss'] / 2**20:.1f}" for p in r["points"])
         lines.append(
             f"| {r['mode']} | {r['rss_start_mib']:.1f} | {r['rss_end_mib']:.1f} | {r['growth_pct']:+.1f} % "
-            f"| {rates[len(rates) // 2]:.0f} |"
+            f"| {rates[len(rates) // 2]:.0f} | {readings} |"
         )
     traced = next((r for r in document["results"] if r["mode"].startswith("traced")), None)
     if traced:
