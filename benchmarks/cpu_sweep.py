@@ -46,7 +46,6 @@ from export.triton_config import read_config, write_config
 from imaging import load_for_model
 from imaging.cli import ArgumentParser
 from scoring.triton_model import TritonModel
-from serving.processes import free_port
 from serving.triton import TritonLauncher, TritonOptions
 from training.checkpoint import load_checkpoint
 
@@ -260,10 +259,7 @@ def sweep_model(args: argparse.Namespace, root: Path, checkpoint: Path, spec_lab
     repos = stack.build_repositories(checkpoint, work, pixels[:64])
     source = repos.cpu / (stack.INT8_MODEL if args.precision == "int8" else MODEL_NAME)
     default = generated_default(source)
-    triton = TritonOptions(
-        repository=repos.cpu, http_port=free_port(), grpc_port=free_port(), metrics_port=free_port(),
-        log_file=work / "triton.log", pid_file=work / "triton.pid", ready_timeout_s=180,
-    )  # fmt: skip
+    triton = stack.local_triton(repos.cpu, work)
     launcher = TritonLauncher(triton)
     launcher.start()
     try:

@@ -42,7 +42,7 @@ from contract.paths import PROJECT_ROOT
 from imaging import load_for_model
 from imaging.cli import ArgumentParser
 from serving.processes import free_port, wait_http_ok
-from serving.triton import TritonLauncher, TritonOptions
+from serving.triton import TritonLauncher
 from training.checkpoint import load_checkpoint
 
 DEFAULT_CHECKPOINT = PROJECT_ROOT / "models" / "bundled" / "model.pt"
@@ -260,10 +260,7 @@ def main(argv: list[str] | None = None) -> int:
     size = int(meta.image_size)
     calibration = np.stack([load_for_model(p.read_bytes(), size) for p in photo_files(args.images, 64)])
     repos = stack.build_repositories(args.checkpoint, work, calibration)
-    triton = TritonOptions(
-        repository=repos.cpu, http_port=free_port(), grpc_port=free_port(), metrics_port=free_port(),
-        log_file=work / "triton.log", pid_file=work / "triton.pid", ready_timeout_s=180,
-    )  # fmt: skip
+    triton = stack.local_triton(repos.cpu, work)
     launcher = TritonLauncher(triton)
     launcher.start()
     try:

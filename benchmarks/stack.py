@@ -136,6 +136,16 @@ def derive_without_dynamic_batching(model_dir: Path, target: Path) -> Path:
     return target
 
 
+def local_triton(repository: Path, work: Path) -> TritonOptions:
+    """A Triton for one benchmark: free loopback ports, its log and pid file in ``work``."""
+    from serving.processes import free_port
+
+    return TritonOptions(
+        repository=repository, http_port=free_port(), grpc_port=free_port(), metrics_port=free_port(),
+        log_file=work / "triton.log", pid_file=work / "triton.pid", ready_timeout_s=180,
+    )  # fmt: skip
+
+
 def load_model(options: TritonOptions, name: str, timeout_s: float = 180.0) -> None:
     """Explicit model control: the launcher loads cats_dogs; the siblings are loaded through the API."""
     request = urllib.request.Request(
