@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from export.contract import CONFIG_FILENAME, MODEL_NAME, ONNX_FILENAME
-from export.cpu_repository import CpuOptions, build, layout_for
+from export.cpu_repository import CpuOptions, build
 from export.metadata import ModelFacts
 from export.quantize import VARIANT_FILES, quantize_int8
 from export.repository import write_model_file, write_repository_version
@@ -78,6 +78,7 @@ def build_repositories(
     checkpoint: Path, work: Path, calibration: np.ndarray, *, cpu: CpuOptions | None = None
 ) -> Repositories:
     """The repositories ``python -m export`` writes; ``cpu`` defaults to what users get (CpuOptions())."""
+    cpu = cpu or CpuOptions()
     model, meta = load_checkpoint(checkpoint)
     size = int(meta.image_size)
     repository = work / "model_repository"
@@ -96,8 +97,6 @@ def build_repositories(
         triton_model_version=1,
     )
     fp32 = write_model_file(model, facts, staged / ONNX_FILENAME)
-    # Measured once here, so the FP32 repository and its INT8 sibling get the same layout.
-    cpu = layout_for(fp32, size, cpu or CpuOptions())
     quantize_int8(fp32, staged / VARIANT_FILES["int8"], calibration)
     record = VersionRecord(triton_version=1, mlflow_model_name="benchmark", source=f"checkpoint:{checkpoint}")
     written = write_repository_version(

@@ -158,10 +158,7 @@ exit codes (--check): 0 meets the contract, 1 it does not, 2 not a readable ONNX
         help="queued request timeout before REJECT (µs)",
     )
     p.add_argument(
-        "--gpu-instances",
-        type=int,
-        default=SERVING.instance_count,
-        help="KIND_GPU instance count in the canonical config (default %(default)s)",
+        "--gpu-instances", type=int, default=1, help="KIND_GPU instance count in the canonical config"
     )
     p.add_argument(
         "--cpu-instances",

@@ -106,16 +106,9 @@ def resolve_layout(canonical_model_dir: Path, options: CpuOptions) -> CpuOptions
         return options
     canonical = read_config(canonical_model_dir / CONFIG_FILENAME)
     newest = max(version_dirs(canonical_model_dir))
-    return layout_for(
-        canonical_model_dir / str(newest) / "model.onnx", int(canonical.input[0].dims[0]), options
+    ms = single_thread_latency_ms(
+        canonical_model_dir / str(newest) / "model.onnx", int(canonical.input[0].dims[0])
     )
-
-
-def layout_for(onnx_path: Path, image_size: int, options: CpuOptions) -> CpuOptions:
-    """``options`` with an auto (None) instance/thread count chosen from ``onnx_path``'s measured cost."""
-    if options.instance_count is not None and options.intra_op_threads is not None:
-        return options
-    ms = single_thread_latency_ms(onnx_path, image_size)
     cores = available_cores()
     small = ms <= SMALL_MODEL_MS
     instances = options.instance_count if options.instance_count is not None else (cores if small else 1)

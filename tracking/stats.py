@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -60,8 +59,11 @@ class WindowColumns:
 
     @classmethod
     def from_rows(cls, rows: Sequence[Mapping[str, Any]]) -> WindowColumns:
+        counts: dict[str, int] = {}
+        for r in rows:
+            counts[str(r["predicted_class"])] = counts.get(str(r["predicted_class"]), 0) + 1
         return cls(
-            class_counts=Counter(str(r["predicted_class"]) for r in rows),
+            class_counts=counts,
             latency_ms=np.array([float(r["latency_ms"]) for r in rows], dtype=np.float64),
             confidence=np.array([float(r["confidence"]) for r in rows], dtype=np.float64),
             labelled=[
